@@ -1,0 +1,37 @@
+"""Reward terms for router training: pure, batch-shaped, TRL-compatible.
+
+Every reward has TRL's signature ``(completions, **kwargs) -> list[float | None]``; parametrised ones
+are small picklable callable classes whose ``__name__`` (and ``name``) is the metric key suffix
+(``train/reward/<name>``). Terms are combined by weights (:mod:`rewards.combine`), never by editing
+bodies. This is the project's own package: PyPI's ``rewards`` is unrelated.
+"""
+
+from rewards.combine import BudgetMemReward, RewardBreakdown, RewardFunc, RouterR1Reward, WeightedSum
+from rewards.cost import PercentileCostNormalizer, ScaleMatcher, dollar_cost
+from rewards.outcome import (
+    Completion,
+    VerifierOutcome,
+    completion_text,
+    exact_match,
+    f1,
+    normalize_answer,
+    recorded_correctness,
+)
+
+__all__ = [
+    "BudgetMemReward",
+    "Completion",
+    "PercentileCostNormalizer",
+    "RewardBreakdown",
+    "RewardFunc",
+    "RouterR1Reward",
+    "ScaleMatcher",
+    "VerifierOutcome",
+    "WeightedSum",
+    "completion_text",
+    "dollar_cost",
+    "exact_match",
+    "f1",
+    "normalize_answer",
+    "recorded_correctness",
+]

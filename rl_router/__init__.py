@@ -1,0 +1,3 @@
+"""rl-router: reinforcement learning for router policies."""
+
+__version__ = "0.1.0"

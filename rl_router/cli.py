@@ -1,0 +1,111 @@
+"""``rl-router train | eval | export [hydra overrides]``.
+
+Each command is a Hydra app over ``conf/`` (the root configs ``config.yaml``, ``eval.yaml`` and
+``export.yaml``), so every Hydra feature works: ``key=value`` overrides, ``--multirun`` sweeps,
+``--cfg job`` to print the composed config. Only this module touches ``DictConfig``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+COMMANDS = {
+    "train": ("config", "train a router (default experiment: `experiment=default`)"),
+    "eval": ("eval", "evaluate a checkpoint against baselines: `checkpoint=<run dir>`"),
+    "export": ("export", "write a Hub-ready folder: `checkpoint=<run dir> repo_id=<name> [push=true]`"),
+}
+
+
+def conf_dir() -> Path:
+    """The ``conf/`` tree: ``$RL_ROUTER_CONF`` or the one beside the package (editable installs)."""
+    path = Path(os.environ.get("RL_ROUTER_CONF", Path(__file__).resolve().parents[1] / "conf"))
+    if not (path / "config.yaml").is_file():
+        raise SystemExit(f"rl-router: no config tree at {path}; set RL_ROUTER_CONF to the repo's conf/ dir")
+    return path
+
+
+def experiments() -> dict[str, str]:
+    """Experiment name -> the first comment line of its file (what it runs)."""
+    found = {}
+    for path in sorted((conf_dir() / "experiment").glob("*.yaml")):
+        first = path.read_text().splitlines()[0] if path.stat().st_size else ""
+        found[path.stem] = first.lstrip("# ").strip()
+    return found
+
+
+def usage() -> str:
+    lines = ["usage: rl-router {train,eval,export} [hydra overrides]", "", "commands:"]
+    lines += [f"  {name:<8}{text}" for name, (_, text) in COMMANDS.items()]
+    lines += ["", "experiments (rl-router train experiment=<name>):"]
+    lines += [f"  {name:<16}{text}" for name, text in experiments().items()]
+    lines += [
+        "",
+        "examples:",
+        "  rl-router train experiment=default",
+        "  rl-router train experiment=default debug=tiny logger=none",
+        "  rl-router train --cfg job            # print the composed config",
+        "  rl-router eval checkpoint=outputs/default/<date>_<time>",
+    ]
+    return "\n".join(lines)
+
+
+def run_dir_resolver(resume: str | None, root: str, name: str) -> str:
+    """``hydra.run.dir``: the run being resumed, else ``<root>/<name>/<date>_<time>``."""
+    if resume:
+        return str(resume)
+    return f"{root}/{name}/{datetime.now():%Y-%m-%d_%H-%M-%S}"
+
+
+def _train(cfg: DictConfig) -> None:
+    from rl_router.train import run_training
+
+    run_training(cfg)
+
+
+def _eval(cfg: DictConfig) -> None:
+    from rl_router.eval.run import run_eval
+
+    run_eval(cfg)
+
+
+def _export(cfg: DictConfig) -> None:
+    from rl_router.hub import run_export
+
+    run_export(cfg)
+
+
+TASKS: dict[str, Callable[[DictConfig], None]] = {"train": _train, "eval": _eval, "export": _export}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``rl-router`` console script."""
+    import hydra
+
+    from rl_router.config import register_configs
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(usage())
+        return
+    command, overrides = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f"rl-router: unknown command {command!r}\n\n{usage()}", file=sys.stderr)
+        raise SystemExit(2)
+
+    register_configs()
+    if not OmegaConf.has_resolver("rl_run_dir"):
+        OmegaConf.register_new_resolver("rl_run_dir", run_dir_resolver, use_cache=True)
+    config_name = COMMANDS[command][0]
+    app = hydra.main(config_path=str(conf_dir()), config_name=config_name, version_base="1.3")(TASKS[command])
+    sys.argv = [f"rl-router {command}", *overrides]
+    app()
+
+
+if __name__ == "__main__":
+    main()

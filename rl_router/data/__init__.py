@@ -1,0 +1,12 @@
+"""Data layer: QA datasets (one schema for every source) and routing tables of recorded outcomes.
+
+Modules (import the one you need; this package imports nothing heavy itself):
+
+* :mod:`~rl_router.data.schema`: ``QAExample``, ``QA_FEATURES``, row validation.
+* :mod:`~rl_router.data.qa`: local files and Router-R1's FlashRAG benchmarks (Hub or local mirror).
+* :mod:`~rl_router.data.fanout_qa`: FanOutQA from the ``fanoutqa`` package.
+* :mod:`~rl_router.data.reasoning_tasks`: reasoning-gym task mixtures and their verifiers.
+* :mod:`~rl_router.data.routing_table`: ``RoutingTable`` and ``load_routing_table`` (RouteLLM data).
+* :mod:`~rl_router.data.routellm`: readers of RouteLLM's file formats.
+* :mod:`~rl_router.data.tokens`: the deterministic token-count approximation used for recorded data.
+"""

@@ -1,0 +1,152 @@
+"""Evaluate a router on a routing table (recorded outcomes): the trained policy against baselines.
+
+Everything is computed from the table, so evaluation costs no generation: per row ``i`` and model
+``m`` the table holds the recorded score ``S[i, m]`` and token counts, priced with the pool's
+descriptors into dollars ``D[i, m]``. A policy is a matrix of routing probabilities ``P[i, m]``;
+its greedy decision is ``argmax_m P[i, m]``.
+
+Baselines: ``random`` (uniform, reported in expectation), ``single/<model>`` (always that model),
+``oracle`` (the cheapest model that is correct, else the cheapest model). For two-model pools the
+RouteLLM threshold metrics (APGR, CPT(50%), CPT(80%)) are computed from ``P[:, strong]``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from rl_router.eval import routellm_metrics as rm
+from rl_router.eval.pareto import plot_pareto
+from rl_router.pool.types import ModelDescriptor
+
+
+def dollar_matrix(
+    descriptors: Sequence[ModelDescriptor], input_tokens: np.ndarray, output_tokens: np.ndarray
+) -> np.ndarray:
+    """List-price dollars of every (row, model) call: ``float64 [n, m]``."""
+    price_in = np.array([d.price_in for d in descriptors], dtype=np.float64)
+    price_out = np.array([d.price_out for d in descriptors], dtype=np.float64)
+    return (input_tokens * price_in + output_tokens * price_out) / 1e6
+
+
+def summarize(choice_probs: np.ndarray, scores: np.ndarray, dollars: np.ndarray) -> dict[str, float]:
+    """Expected accuracy, dollars and calls per query of a (possibly stochastic) routing.
+
+    Args:
+        choice_probs: ``[n, m]`` probability that row ``i`` goes to model ``m`` (rows sum to 1).
+        scores: ``[n, m]`` recorded score of each model on each row.
+        dollars: ``[n, m]`` list-price cost of each call.
+
+    >>> s = np.array([[0.0, 1.0], [1.0, 1.0]]); d = np.array([[1.0, 10.0], [1.0, 10.0]])
+    >>> summarize(np.array([[0.0, 1.0], [1.0, 0.0]]), s, d)["accuracy"]
+    1.0
+    """
+    n = max(len(scores), 1)
+    return {
+        "accuracy": float((choice_probs * scores).sum() / n),
+        "dollars_per_query": float((choice_probs * dollars).sum() / n),
+        "dollars_total": float((choice_probs * dollars).sum()),
+        "calls_per_query": 1.0,
+    }
+
+
+def baseline_choices(scores: np.ndarray, dollars: np.ndarray) -> dict[str, np.ndarray]:
+    """Routing matrices of the baselines, keyed by report name (model names filled in by caller)."""
+    n, m = scores.shape
+    out = {"random": np.full((n, m), 1.0 / m)}
+    # oracle: the cheapest correct model; when none is correct, the cheapest model overall
+    masked = np.where(scores > 0, dollars, np.inf)
+    cheapest_correct = masked.argmin(axis=1)
+    none_correct = ~np.isfinite(masked.min(axis=1))
+    oracle = np.where(none_correct, dollars.argmin(axis=1), cheapest_correct)
+    out["oracle"] = np.eye(m)[oracle]
+    return out
+
+
+def evaluate_table(
+    probs: np.ndarray,
+    scores: np.ndarray,
+    dollars: np.ndarray,
+    model_names: Sequence[str],
+    strong: int | None = None,
+) -> dict[str, dict[str, float]]:
+    """Accuracy / dollars / calls for the router (greedy) and every baseline.
+
+    Args:
+        probs: ``[n, m]`` the router's routing probabilities.
+        scores, dollars: ``[n, m]`` recorded scores and call prices.
+        model_names: the pool's model names, column-aligned.
+        strong: column of the strong model for two-model pools (RouteLLM metrics); None skips them.
+    """
+    n, m = scores.shape
+    greedy = np.eye(m)[probs.argmax(axis=1)]
+    router = summarize(greedy, scores, dollars)
+    router["route_share"] = {name: float(greedy[:, j].mean()) for j, name in enumerate(model_names)}
+    if strong is not None and m == 2:
+        weak = 1 - strong
+        p_strong = probs[:, strong]
+        router["apgr"] = float(rm.apgr(p_strong, scores[:, weak], scores[:, strong]))
+        router["cpt50"] = float(rm.cpt(p_strong, scores[:, weak], scores[:, strong], 0.5))
+        router["cpt80"] = float(rm.cpt(p_strong, scores[:, weak], scores[:, strong], 0.8))
+    report = {"router": router}
+    for name, choice in baseline_choices(scores, dollars).items():
+        report[name] = summarize(choice, scores, dollars)
+    for j, name in enumerate(model_names):
+        report[f"single/{name}"] = summarize(np.eye(m)[np.full(n, j)], scores, dollars)
+    return report
+
+
+def threshold_cost_curve(
+    p_strong: np.ndarray, scores: np.ndarray, dollars: np.ndarray, strong: int, points: int = 21
+) -> tuple[np.ndarray, np.ndarray]:
+    """The router's quality-vs-dollars curve as the strong-model threshold sweeps: ``(dollars, acc)``."""
+    weak = 1 - strong
+    costs, accs = [], []
+    for q in np.linspace(0.0, 1.0, points):
+        # route the top-q fraction of rows (by p_strong) to the strong model
+        k = int(round(q * len(p_strong)))
+        to_strong = np.zeros(len(p_strong), dtype=bool)
+        to_strong[np.argsort(-p_strong, kind="stable")[:k]] = True
+        col = np.where(to_strong, strong, weak)
+        rows = np.arange(len(col))
+        costs.append(dollars[rows, col].mean())
+        accs.append(scores[rows, col].mean())
+    return np.asarray(costs), np.asarray(accs)
+
+
+def write_report(
+    out_dir: str | Path,
+    report: dict,
+    curve: tuple[np.ndarray, np.ndarray] | None = None,
+    title: str = "router vs baselines",
+) -> dict[str, Path]:
+    """Write ``report.json``, ``report.md`` and ``pareto.png`` into ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+    (out / "report.md").write_text(report_markdown(report, title))
+    overall = report["overall"]
+    points = {name: (row["dollars_per_query"], row["accuracy"]) for name, row in overall.items()}
+    plot_pareto(points, curve, out / "pareto.png")
+    return {"json": out / "report.json", "md": out / "report.md", "png": out / "pareto.png"}
+
+
+def report_markdown(report: dict, title: str) -> str:
+    """A table per split: accuracy, $/query, calls, and the RouteLLM metrics for the router."""
+    lines = [f"# {title}", ""]
+    for split, rows in report.items():
+        if not isinstance(rows, dict) or "router" not in rows:
+            continue
+        lines += [f"## {split}", "", "| policy | accuracy | $ / query | calls / query | APGR | CPT(50%) | CPT(80%) |"]
+        lines.append("|---|---|---|---|---|---|---|")
+        for name, row in rows.items():
+            extra = [f"{row[k]:.3f}" if k in row else "" for k in ("apgr", "cpt50", "cpt80")]
+            lines.append(
+                f"| {name} | {row['accuracy']:.4f} | {row['dollars_per_query']:.6f} | "
+                f"{row['calls_per_query']:.2f} | " + " | ".join(extra) + " |"
+            )
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,142 @@
+"""Ray hosting of a backend: one actor per model, restarted when it dies or stalls.
+
+Resources come from the model's config through ``.options(num_cpus=..., num_gpus=...)``, never from
+decorator literals. Ray is imported inside functions, so ``import rl_router.pool`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from rl_router.pool.backend import describe_error
+from rl_router.pool.types import ModelDescriptor, Request, Result
+
+if TYPE_CHECKING:
+    from rl_router.pool.descriptors import ModelConfig, RayConfig
+
+
+class ActorRestartedError(RuntimeError):
+    """The model's actor died during a call and was replaced; the call's requests may be retried."""
+
+
+def ensure_ray(cfg: RayConfig) -> None:
+    """Start a local Ray (``num_cpus`` from config) or join ``cfg.address``, unless Ray is already up."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    if cfg.address is None:
+        ray.init(num_cpus=cfg.num_cpus, namespace=cfg.namespace, include_dashboard=False)
+    else:
+        ray.init(address=cfg.address, namespace=cfg.namespace)
+
+
+class BackendHost:
+    """Body of the Ray actor: builds one in-process backend in the actor's process and serves it."""
+
+    def __init__(self, cfg: ModelConfig, timeout_s: float) -> None:
+        from rl_router.pool.build import make_backend
+
+        self.backend = make_backend(cfg, timeout_s=timeout_s, in_process=True)
+
+    def ready(self) -> dict[str, Any]:
+        """Once the backend is built (model loaded): the actor's pid and the resources Ray gave it."""
+        import ray
+
+        return {"pid": os.getpid(), "resources": ray.get_runtime_context().get_assigned_resources()}
+
+    def generate(self, requests: Sequence[Request]) -> list[Result]:
+        return self.backend.generate(requests)
+
+    def batch_sizes(self) -> list[int]:
+        """Batch sizes seen by a fake backend (tests); empty for other backends."""
+        from rl_router.pool.fake import FakeBackend
+
+        return list(self.backend.batch_sizes) if isinstance(self.backend, FakeBackend) else []
+
+
+class RemoteBackend:
+    """A :class:`~rl_router.pool.types.CandidatePool` for one model whose backend lives in a Ray actor.
+
+    A call that outlives ``timeout_s`` kills the (stuck) actor and raises :class:`TimeoutError`; a
+    call whose actor dies raises :class:`ActorRestartedError`. Either way a fresh actor is started at
+    once, and the next call waits for it to load its model (loading does not count against the
+    timeout). :class:`~rl_router.pool.pool.ModelPool` turns both into retries, then error results.
+
+    Args:
+        cfg: the model (backend, resources, options); shipped to the actor.
+        timeout_s: seconds one ``generate`` call may take once the actor is ready.
+    """
+
+    def __init__(self, cfg: ModelConfig, timeout_s: float) -> None:
+        self.cfg = cfg
+        self.descriptor = cfg.descriptor()
+        self.timeout_s = timeout_s
+        self.restarts = 0
+        self.actor: Any = None
+        self._ready: Any = None  # ObjectRef of the actor's ready() call
+        self._info: dict[str, Any] | None = None  # its value, once the actor is up
+        self._spawn()
+
+    def _spawn(self) -> None:
+        import ray
+
+        # Restarts are ours (a fresh actor, counted), so Ray's own stay off.
+        remote = ray.remote(BackendHost).options(
+            num_cpus=self.cfg.num_cpus, num_gpus=self.cfg.num_gpus, max_restarts=0
+        )
+        self.actor = remote.remote(self.cfg, self.timeout_s)
+        self._ready = self.actor.ready.remote()
+        self._info = None
+
+    def wait_ready(self) -> dict[str, Any]:
+        """Block until the actor has built its backend; returns its pid and assigned resources.
+
+        Raises:
+            ray.exceptions.RayActorError: building the backend failed (the cause is in the message).
+        """
+        import ray
+
+        if self._info is None:
+            self._info = ray.get(self._ready)
+        return self._info
+
+    def _replace(self) -> None:
+        import ray
+
+        ray.kill(self.actor)
+        self.restarts += 1
+        self._spawn()
+
+    @property
+    def descriptors(self) -> list[ModelDescriptor]:
+        return [self.descriptor]
+
+    def generate(self, requests: Sequence[Request]) -> list[Result]:
+        import ray
+        from ray.exceptions import GetTimeoutError, RayActorError
+
+        try:
+            if self._info is None:
+                self.wait_ready()
+            return ray.get(self.actor.generate.remote(list(requests)), timeout=self.timeout_s)
+        except GetTimeoutError:
+            self._replace()
+            raise TimeoutError(f"{self.descriptor.name}: no answer within {self.timeout_s:g}s") from None
+        except RayActorError as exc:
+            self._replace()
+            raise ActorRestartedError(f"{self.descriptor.name}: actor died ({describe_error(exc)})") from None
+
+    def batch_sizes(self) -> list[int]:
+        import ray
+
+        return ray.get(self.actor.batch_sizes.remote())
+
+    def close(self) -> None:
+        import ray
+
+        if self.actor is not None and ray.is_initialized():
+            ray.kill(self.actor)
+        self.actor = None

@@ -1,0 +1,94 @@
+"""Outcome rewards: SQuAD normalisation, EM/F1 by hand, replay correctness, verifiers."""
+
+import pickle
+
+import pytest
+
+from rewards.outcome import (
+    VerifierOutcome,
+    completion_text,
+    exact_match,
+    f1,
+    normalize_answer,
+    recorded_correctness,
+)
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalised"),
+    [
+        ("Paris", "paris"),
+        ("The Beatles", "beatles"),
+        ("a cat and an apple", "cat and apple"),
+        ("theory of the atom", "theory of atom"),  # "the" inside "theory" is not an article
+        ("U.S.A.", "usa"),
+        ("  many   spaces\n\there ", "many spaces here"),
+        ("rock-'n'-roll!", "rocknroll"),
+        ("The", ""),
+        ("", ""),
+    ],
+)
+def test_normalize_answer(raw, normalised):
+    assert normalize_answer(raw) == normalised
+
+
+def test_completion_text_handles_strings_and_conversations():
+    assert completion_text("42") == "42"
+    convo = [{"role": "assistant", "content": "first"}, {"role": "user", "content": "x"}]
+    assert completion_text(convo) == "first"  # the last *assistant* message
+    assert completion_text([{"role": "user", "content": "q"}]) == ""
+    assert completion_text([{"role": "assistant", "content": None}]) == ""
+
+
+def test_exact_match_takes_the_best_golden_answer():
+    got = exact_match(
+        ["The Eiffel Tower", "eiffel", "Tour Eiffel", "x"],
+        golden_answers=[["Eiffel Tower"], ["Eiffel Tower", "Eiffel"], "eiffel tower", None],
+    )
+    assert got == [1.0, 1.0, 0.0, None]
+
+
+def test_exact_match_scores_conversational_completions():
+    completions = [[{"role": "assistant", "content": "the beatles."}]]
+    assert exact_match(completions, golden_answers=[["Beatles"]]) == [1.0]
+
+
+def test_f1_hand_computed():
+    # pred tokens [new, york, city], gold [new, york]: P = 2/3, R = 1, F1 = 0.8
+    assert f1(["New York City"], golden_answers=[["New York"]]) == [pytest.approx(0.8)]
+    # best of two golden answers: vs "york" P = 1/3, R = 1 -> 0.5; vs "new york city" -> 1.0
+    assert f1(["new york city"], golden_answers=[["York", "New York City"]]) == [pytest.approx(1.0)]
+    # repeated tokens count with multiplicity
+    # pred [red, red, blue], gold [red, blue, blue]: common = red x1 + blue x1 = 2, P = R = 2/3
+    assert f1(["red red blue"], golden_answers=[["red blue blue"]]) == [pytest.approx(2 / 3)]
+    assert f1(["zebra"], golden_answers=[["horse"]]) == [0.0]
+
+
+def test_f1_gives_no_partial_credit_on_yes_no():
+    assert f1(["yes it is"], golden_answers=[["yes"]]) == [0.0]
+    assert f1(["no"], golden_answers=[["no"]]) == [1.0]
+
+
+def test_f1_of_two_empty_answers_is_one():
+    assert f1(["the"], golden_answers=[["an"]]) == [1.0]
+    assert f1([""], golden_answers=[["Paris"]]) == [0.0]
+
+
+def test_misaligned_columns_raise():
+    with pytest.raises(ValueError, match="rows must align"):
+        exact_match(["a", "b"], golden_answers=[["a"]])
+
+
+def test_recorded_correctness_returns_the_recorded_score():
+    assert recorded_correctness(["ignored", "text"], score=[True, 0.25]) == [1.0, 0.25]
+
+
+def parity(answer, metadata):
+    return float(int(answer) % 2 == metadata["parity"])
+
+
+def test_verifier_outcome_scores_pickles_and_names_itself():
+    reward = VerifierOutcome(parity, name="parity")
+    restored = pickle.loads(pickle.dumps(reward))
+    assert restored(["1", "2"], metadata=[{"parity": 1}, {"parity": 1}]) == [1.0, 0.0]
+    assert restored.__name__ == restored.name == "parity"
