@@ -34,8 +34,9 @@ def experiments() -> dict[str, str]:
     """Experiment name -> the first comment line of its file (what it runs)."""
     found = {}
     for path in sorted((conf_dir() / "experiment").glob("*.yaml")):
-        first = path.read_text().splitlines()[0] if path.stat().st_size else ""
-        found[path.stem] = first.lstrip("# ").strip()
+        # the first comment that is not Hydra's `# @package` header
+        comments = [line.lstrip("# ").strip() for line in path.read_text().splitlines() if line.startswith("#")]
+        found[path.stem] = next((c for c in comments if not c.startswith("@")), "")
     return found
 
 

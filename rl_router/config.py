@@ -12,11 +12,12 @@ only lists them. Only the CLI touches ``DictConfig``; library code receives data
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from hydra.utils import get_object
+from omegaconf import MISSING, OmegaConf
 
 
 @dataclass
@@ -63,7 +64,12 @@ class EvalConfig:
 
     checkpoint: str = MISSING  # a run directory written by ``rl-router train``
     out_dir: str | None = None  # where report.{json,md} and pareto.png go; None: <checkpoint>/eval
-    data: dict[str, Any] = field(default_factory=dict)  # merged into the run's data config
+    split: str = "test"  # "test": the run's held-out rows; "all": every row (e.g. a new data.path)
+    data: Any = None  # a data option (`data=routellm data.path=...`) replacing the run's; None: the run's
+
+    def __post_init__(self) -> None:
+        if self.split not in ("test", "all"):
+            raise ValueError(f"split={self.split!r}: use test (held-out rows) or all")
 
 
 @dataclass
@@ -76,11 +82,31 @@ class ExportConfig:
 
 
 def _schemas() -> list[tuple[str | None, str, type]]:
-    """(group, name, dataclass) of every schema; imports are local so the CLI starts fast."""
+    """(group, name, dataclass) of every schema; imports are local so ``rl-router --help`` starts fast."""
+    from envs.multi_llm_qa import MultiLLMQAConfig
+    from rl_router.data.fanout_qa import FanOutQADataConfig
+    from rl_router.data.qa import QALocalDataConfig, RouterR1DataConfig
+    from rl_router.data.reasoning_tasks import ReasoningGymDataConfig
+    from rl_router.data.routing_table import RoutingTableDataConfig
+    from rl_router.policies.mlp import MLPPolicyConfig
+    from rl_router.policies.router_policy import RouterPolicyConfig
+    from rl_router.pool.descriptors import PoolConfig
+    from rl_router.trainers.ppo import PPOConfig
+
     return [
         (None, "base_train", TrainConfig),
         (None, "base_eval", EvalConfig),
         (None, "base_export", ExportConfig),
+        ("env", "multi_llm_qa_schema", MultiLLMQAConfig),
+        ("policy", "router_schema", RouterPolicyConfig),
+        ("policy", "mlp_schema", MLPPolicyConfig),
+        ("trainer", "ppo_schema", PPOConfig),
+        ("pool", "pool_schema", PoolConfig),
+        ("data", "routellm_schema", RoutingTableDataConfig),
+        ("data", "qa_local_schema", QALocalDataConfig),
+        ("data", "router_r1_benchmarks_schema", RouterR1DataConfig),
+        ("data", "fanoutqa_schema", FanOutQADataConfig),
+        ("data", "reasoning_gym_schema", ReasoningGymDataConfig),
         ("logger", "wandb_schema", WandbLoggerConfig),
         ("logger", "none_schema", NullLoggerConfig),
     ]
@@ -91,3 +117,24 @@ def register_configs() -> None:
     cs = ConfigStore.instance()
     for group, name, node in _schemas():
         cs.store(group=group, name=name, node=node)
+
+
+def typed(node: Any) -> Any:
+    """A composed config node as its schema's dataclass; its ``__post_init__`` checks run here."""
+    return OmegaConf.to_object(node)
+
+
+def construct(schema: Any, **runtime: Any) -> Any:
+    """Call a typed config's ``_target_`` with its fields plus runtime objects.
+
+    Hydra's ``instantiate`` copies keyword arguments into config nodes, which turns thousands of
+    data rows into OmegaConf containers; runtime objects (rows, embedding arrays, pools) go
+    through this instead.
+
+    Args:
+        schema: a dataclass instance with a ``_target_`` field (e.g. ``typed(cfg.env)``).
+        **runtime: objects the config cannot hold.
+    """
+    target = get_object(schema._target_)
+    options = {f.name: getattr(schema, f.name) for f in fields(schema) if not f.name.startswith("_")}
+    return target(**options, **runtime)

@@ -228,3 +228,37 @@ def embed_cached(
         cache.add(missing, encoder.encode(missing, batch_size=batch_size, progress=progress))
         cache.save()
     return cache.get(texts)
+
+
+SHIPPED_CACHE = Path(__file__).parent / "data" / "assets" / "embeddings" / "routellm_minilm.npz"
+
+
+def user_cache_path() -> Path:
+    """The writable embedding cache: ``$RL_ROUTER_CACHE/embeddings/minilm.npz`` (default ``~/.cache/rl_router``)."""
+    root = Path(os.environ.get("RL_ROUTER_CACHE", Path.home() / ".cache" / "rl_router")).expanduser()
+    return root / "embeddings" / "minilm.npz"
+
+
+@functools.cache
+def _shipped() -> EmbeddingCache:
+    return EmbeddingCache(SHIPPED_CACHE)
+
+
+def embed_queries(texts: Sequence[str], progress: bool = True) -> np.ndarray:
+    """Embed queries, reading the shipped RouteLLM cache first and the user cache for the rest.
+
+    The shipped file is never written (it is package data); texts it lacks are embedded once and
+    kept in :func:`user_cache_path`.
+
+    Returns:
+        float32 array [len(texts), 384].
+    """
+    shipped = _shipped()
+    out = np.zeros((len(texts), EMBED_DIM), dtype=np.float32)
+    known = np.array([t in shipped for t in texts], dtype=bool)
+    if known.any():
+        out[known] = shipped.get([t for t, k in zip(texts, known, strict=True) if k])
+    if not known.all():
+        rest = [t for t, k in zip(texts, known, strict=True) if not k]
+        out[~known] = embed_cached(rest, user_cache_path(), progress=progress)
+    return out

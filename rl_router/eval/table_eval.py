@@ -15,12 +15,17 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from rl_router.eval import routellm_metrics as rm
 from rl_router.eval.pareto import plot_pareto
 from rl_router.pool.types import ModelDescriptor
+
+if TYPE_CHECKING:
+    from rl_router.data.routing_table import RoutingTable
+    from rl_router.router import PolicyRouter
 
 
 def dollar_matrix(
@@ -150,3 +155,51 @@ def report_markdown(report: dict, title: str) -> str:
             )
         lines.append("")
     return "\n".join(lines)
+
+
+def strong_column(descriptors: Sequence[ModelDescriptor]) -> int | None:
+    """The strong (priciest) model of a two-model pool, for the RouteLLM metrics; None otherwise."""
+    if len(descriptors) != 2:
+        return None
+    return int(np.argmax([d.price_in + d.price_out for d in descriptors]))
+
+
+def evaluate_router_on_table(
+    router: PolicyRouter, table: RoutingTable, out_dir: str | Path, progress: bool = False
+) -> dict:
+    """Score a trained router on a routing table, overall and per benchmark, and write the report.
+
+    The table's columns are matched to the router's candidates by ``descriptor.model``. Writes
+    ``report.json``, ``report.md`` and ``pareto.png`` (the router's threshold curve when the pool
+    has two models) into ``out_dir``.
+
+    Returns:
+        The report: ``{"overall": {...}, "<benchmark>": {...}, "meta": {...}}``, each split mapping
+        policy name -> accuracy, dollars per query, calls per query (and APGR / CPT for the router).
+    """
+    descriptors = router.descriptors
+    missing = [d.model for d in descriptors if d.model not in table.models]
+    if missing:
+        raise ValueError(f"table {table.name!r} has no column for {missing}; its models are {table.models}")
+    cols = [table.models.index(d.model) for d in descriptors]
+    scores = table.scores[:, cols]
+    dollars = dollar_matrix(descriptors, table.input_tokens[:, cols], table.output_tokens[:, cols])
+    probs = router.probs(router.embed(table.prompts, progress=progress))
+    strong = strong_column(descriptors)
+    names = router.model_names
+
+    benchmarks = np.array([source.split("/")[0] for source in table.sources])
+    report: dict = {"overall": evaluate_table(probs, scores, dollars, names, strong)}
+    for bench in sorted(set(benchmarks)):
+        rows = benchmarks == bench
+        report[bench] = evaluate_table(probs[rows], scores[rows], dollars[rows], names, strong)
+    report["meta"] = {
+        "table": table.name,
+        "rows": len(table),
+        "rows_per_benchmark": {b: int((benchmarks == b).sum()) for b in sorted(set(benchmarks))},
+        "models": names,
+        "checkpoint": str(router.checkpoint) if router.checkpoint else None,
+    }
+    curve = threshold_cost_curve(probs[:, strong], scores, dollars, strong) if strong is not None else None
+    write_report(out_dir, report, curve, title=f"router vs baselines on {table.name} ({len(table)} rows)")
+    return report

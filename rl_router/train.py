@@ -1,0 +1,153 @@
+"""``rl-router train``: build data, pool, env and policy from the composed config, train, evaluate.
+
+Reads top to bottom like a recipe:
+
+1. *setup* — the run directory (``outputs/<name>/<date>_<time>/`` or the run being resumed), the
+   resolved ``config.yaml``, seeds, the logger;
+2. *data* — a routing table split into train / held-out rows (``data=routellm``);
+3. *pool and env* — the candidate pool (replay, fake, or live models) and ``num_envs`` copies of
+   the select-mode :class:`~envs.multi_llm_qa.MultiLLMQAEnv` sharing one cost normaliser;
+4. *train* — PPO (:func:`rl_router.trainers.ppo.train`) with a progress bar showing return, reward
+   terms, dollars and route shares; checkpoints in ``checkpoints/``;
+5. *evaluate* — the trained router against random, single-model and oracle baselines on the
+   held-out rows: ``report.json``, ``report.md`` and ``pareto.png`` in the run directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from rewards.cost import PercentileCostNormalizer
+from rl_router.config import construct, typed
+from rl_router.data.routing_table import RoutingTable
+from rl_router.embeddings import embed_queries
+from rl_router.eval.table_eval import evaluate_router_on_table
+from rl_router.router import RUN_CONFIG, PolicyRouter, build_policy
+from rl_router.trainers import ppo
+
+log = logging.getLogger(__name__)
+
+
+def table_examples(table: RoutingTable) -> list[dict[str, Any]]:
+    """Env rows for a routing table: the replay pool finds each answer by ``query_id``."""
+    return [
+        {"id": qid, "question": prompt, "golden_answers": [], "query_id": qid, "source": source}
+        for qid, prompt, source in zip(table.ids, table.prompts, table.sources, strict=True)
+    ]
+
+
+def route_metrics(model_names: Sequence[str]) -> Callable[[dict[str, Any]], dict[str, float]]:
+    """Per-step metrics from the vector env's ``final_info``: reward terms, dollars, route shares."""
+    names = np.asarray(model_names, dtype=object)
+
+    def metrics(info: dict[str, Any]) -> dict[str, float]:
+        final = info.get("final_info")
+        if not final or "model" not in final:
+            return {}
+        ended = np.asarray(final["_model"], dtype=bool)
+        chosen = np.asarray(final["model"], dtype=object)[ended]
+        terms = final["reward_terms"]
+        out = {f"train/reward/{key}": float(np.mean(terms[key][ended])) for key in ("outcome", "cost")}
+        out["rollout/cost_usd"] = float(np.mean(final["cost_usd"][ended]))
+        out["rollout/candidate_error"] = float(np.mean(final["candidate_error"][ended]))
+        out.update({f"rollout/route_share/{n}": float(np.mean(chosen == n)) for n in names})
+        return out
+
+    return metrics
+
+
+def run_training(cfg: DictConfig) -> dict[str, Any]:
+    """The Hydra task of ``rl-router train``: trains in Hydra's run directory."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return train_in(cfg, Path(HydraConfig.get().runtime.output_dir))
+
+
+def train_in(cfg: DictConfig, run_dir: Path, progress: bool = True) -> dict[str, Any]:
+    """Train the configured router in ``run_dir`` and evaluate it on the held-out split.
+
+    Returns:
+        ``{"train": <last PPO metrics>, "report": <report.json contents>, "run_dir": run_dir}``.
+    """
+    # ---------------------------------------------------------------- setup
+    run_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, run_dir / RUN_CONFIG, resolve=True)
+    env_cfg, trainer_cfg = typed(cfg.env), typed(cfg.trainer)
+    typed(cfg.data), typed(cfg.policy)  # every group's checks run before any work
+    if env_cfg.mode != "select":
+        raise ValueError(f"env.mode={env_cfg.mode!r}: the PPO trainer routes small policies in select mode")
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    logger = _logger(cfg, run_dir)
+
+    # ---------------------------------------------------------------- data
+    from hydra.utils import instantiate
+
+    data = instantiate(cfg.data)
+    if not (isinstance(data, tuple) and all(isinstance(t, RoutingTable) for t in data)):
+        raise ValueError(
+            f"data={cfg.data._target_} gives no routing table: select-mode PPO needs recorded outcomes "
+            "split into (train, test), e.g. data=routellm"
+        )
+    train_table, test_table = data
+    log.info("data: %d train rows, %d held-out rows of %s", len(train_table), len(test_table), train_table.name)
+
+    # ---------------------------------------------------------------- pool and env
+    pool = instantiate(cfg.pool, table=train_table)
+    try:
+        descriptors = list(pool.descriptors)
+        examples = table_examples(train_table)
+        embeddings = embed_queries(train_table.prompts, progress=progress)
+        normalizer = PercentileCostNormalizer(window=env_cfg.cost_window)  # one window for all sub-envs
+
+        def make_env() -> Any:
+            return construct(env_cfg, pool=pool, examples=examples, embeddings=embeddings, normalizer=normalizer)
+
+        envs = ppo.make_vec_env([make_env] * trainer_cfg.num_envs)
+        policy = build_policy(cfg.policy, descriptors)
+
+        # ------------------------------------------------------------ train
+        result = ppo.train(
+            trainer_cfg,
+            envs,
+            policy,
+            run_dir=run_dir,
+            logger=logger,
+            progress=progress,
+            resume=cfg.resume is not None,
+            metrics_fn=route_metrics([d.name for d in descriptors]),
+        )
+        envs.close()
+    finally:
+        pool.close()
+
+    # ---------------------------------------------------------------- evaluate
+    router = PolicyRouter(policy.eval(), descriptors, checkpoint=result["checkpoint"])
+    report = evaluate_router_on_table(router, test_table, run_dir, progress=progress)
+    overall = report["overall"]["router"]
+    eval_metrics = {"eval/accuracy": overall["accuracy"], "eval/cost_usd": overall["dollars_per_query"]}
+    eval_metrics.update({f"eval/{k}": overall[k] for k in ("apgr", "cpt50", "cpt80") if k in overall})
+    logger.log(eval_metrics, result["global_step"])
+    logger.finish()
+    print((run_dir / "report.md").read_text())
+    print(f"run directory: {run_dir}")
+    return {"train": result, "report": report, "run_dir": run_dir}
+
+
+def _logger(cfg: DictConfig, run_dir: Path) -> Any:
+    """The configured logger, given the run directory, a run name and the resolved config."""
+    return construct(
+        typed(cfg.logger),
+        run_dir=str(run_dir),
+        run_name=f"{cfg.name}/{run_dir.name}",
+        config=OmegaConf.to_container(cfg, resolve=True),
+    )
