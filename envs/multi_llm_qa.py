@@ -1,37 +1,81 @@
-"""``multi_llm_qa``: route a question to one of several candidate LLMs (Router-R1's family).
+"""``multi_llm_qa``: route a question to candidate LLMs (Router-R1's family).
 
 Two modes live in this env:
 
-* ``select`` (implemented): an episode is one query; the action picks a candidate; the pool answers;
+* ``select``: an episode is one query; the action (``Discrete``) picks a candidate; the pool answers;
   the episode ends. The observation is a query embedding plus the candidates' descriptor features,
   which is what small policy routers (``rl_router.policies.router_policy``) consume.
-* ``multi_round`` (the Router-R1 protocol with ``<search>``/``<information>``/``<answer>`` turns for
-  LLM routers) arrives with the Router-R1 issue; asking for it now fails at construction.
+* ``multi_round``: the Router-R1 protocol for LLM routers (:mod:`envs.router_r1_protocol`). The
+  observation is the transcript text (the prompt, then every turn so far); the action is the
+  router's text for one turn. A turn ``<think>…</think> <search>MODEL: sub-query</search>`` sends the
+  sub-query to that candidate and appends its reply, capped at ``info_token_cap`` tokens and
+  neutralised, as ``<information>…</information>``; ``<think>…</think> <answer>…</answer>`` ends the
+  episode. After ``max_routes`` routes only an answer is valid. An invalid turn (any broken rule of
+  :mod:`rewards.format`) ends the episode at once: its reward is already -1, so more turns would only
+  spend candidate calls. The answer is read from the router's own turn, never from the transcript.
 
-Reward (Router-R1, their code): a correct answer scores ``(1 - alpha) + alpha * C`` and a wrong one
-``0``, where ``C`` is the percentile-normalised sqrt-cost of the episode (``rewards.cost``). Every
-term is reported on its own in ``info["reward_terms"]``. A failed candidate call is not a crash: it
-scores 0, sets ``info["candidate_error"] = 1`` and carries the error text in ``info["error"]``.
+Reward (Router-R1, their code), on the last step (earlier steps score 0): a format violation scores
+``-1``; otherwise a correct answer scores ``(1 - alpha) + alpha * C`` and a wrong one ``0``, where
+``C`` is the percentile-normalised sqrt-cost of the episode (``rewards.cost``). ``select`` charges
+the pool's list price of the call; ``multi_round`` charges output tokens x ``price_out`` summed over
+routes, as Router-R1 does. Every term is in ``info["reward_terms"]``. A failed candidate call is not
+a crash: it sets ``info["candidate_error"] = 1`` and ``info["error"]``; ``select`` scores it 0,
+``multi_round`` tells the router in the information block and goes on.
+
+Batched candidate calls. ``step`` is ``begin_step`` (parse the action; return the candidate
+:class:`~rl_router.pool.types.Request`, or None when the turn calls no one) then one
+``pool.generate`` then ``finish_step(result)``. A trainer with many live episodes calls
+:func:`batched_step`, which sends every episode's request of the turn in ONE ``pool.generate`` call::
+
+    envs = [MultiLLMQAEnv(pool, rows, mode="multi_round", outcome="em", normalizer=shared) for _ in rows]
+    live = {i: env.reset(options={"index": i})[0] for i, env in enumerate(envs)}  # index -> transcript
+    while live:
+        texts = generate_turns(list(live.values()))           # the router LLM, one batch (policy tokens)
+        steps = batched_step([envs[i] for i in live], texts)
+        for i, (obs, reward, terminated, truncated, info) in zip(list(live), steps):
+            live[i] = obs                                      # info["env_text"]: the env tokens (mask 0)
+            if terminated:
+                del live[i]                                    # info["episode"]: answer, cost, calls...
+
+multi_round ``info`` on every step: ``turn``, ``turn_kind`` (search / answer / invalid), ``turn_error``,
+``model``, ``sub_query``, ``env_text``, ``candidate_error``, ``error``, ``routes``, ``calls`` (per
+model), ``cost_usd``, ``input_tokens``, ``output_tokens``; on the last step also ``reward_terms`` and
+``episode`` (prompt, completion, turns, answer, correct, format_ok, violations, costs, reward).
 """
 
 from __future__ import annotations
 
+import string
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from envs.router_r1_protocol import (
+    TokenCounter,
+    Turn,
+    information_block,
+    information_block_chars,
+    neutralize_tags,
+    parse_turn,
+    prompt_messages,
+    truncate_tokens,
+    whitespace_tokens,
+)
 from rewards.combine import RouterR1Reward
 from rewards.cost import PercentileCostNormalizer
-from rewards.outcome import exact_match, f1
-from rl_router.pool.types import CandidatePool, ModelDescriptor, Request
+from rewards.format import RouterR1Format
+from rewards.outcome import exact_match, f1, reply_match
+from rl_router.pool.types import CandidatePool, ModelDescriptor, Request, Result
 
 MODES = ("select", "multi_round")
-OUTCOMES = ("recorded", "em", "f1")
+OUTCOMES = ("recorded", "em", "f1", "reply")
 DESCRIPTOR_FEATURES = 3  # log1p(params_b), log1p(price_in), log1p(price_out)
+
+StepReturn = tuple[Any, float, bool, bool, dict[str, Any]]
 
 
 @dataclass
@@ -42,8 +86,13 @@ class MultiLLMQAConfig:
     mode: str = "select"  # "select" (one pick per query) or "multi_round" (Router-R1 protocol)
     alpha: float = 0.6  # cost weight of Router-R1's reward: correct -> (1 - alpha) + alpha * C
     cost_window: int = 2000  # episodes in the rolling window behind the sqrt-cost percentiles
-    outcome: str = "recorded"  # "recorded" (replay correctness), "em" or "f1" against golden answers
+    # "recorded" (replay correctness), "em" / "f1" against golden answers, or "reply" (the answer a
+    # sentence-long candidate reply states: rewards.outcome.reply_match)
+    outcome: str = "recorded"
     shuffle: bool = True  # visit queries in a seeded random order (False: dataset order)
+    max_routes: int = 4  # multi_round: candidate calls per episode before the answer turn (Router-R1: 4)
+    info_token_cap: int = 600  # multi_round: tokens of a candidate reply shown to the router (Router-R1: 600)
+    max_action_chars: int = 8192  # multi_round: longest router turn (characters) the action space admits
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -54,6 +103,17 @@ class MultiLLMQAConfig:
             raise ValueError(f"env.cost_window={self.cost_window}: needs at least 2 episodes")
         if self.outcome not in OUTCOMES:
             raise ValueError(f"env.outcome={self.outcome!r}: choose one of {OUTCOMES}")
+        if self.mode == "multi_round" and self.outcome == "recorded":
+            raise ValueError(
+                "env.outcome=recorded scores a replayed pick, but multi_round scores the router's own "
+                "answer: set env.outcome=em (Router-R1) or f1"
+            )
+        if self.max_routes < 0:
+            raise ValueError(f"env.max_routes={self.max_routes}: use 0 (answer directly) or more")
+        if self.info_token_cap < 1:
+            raise ValueError(f"env.info_token_cap={self.info_token_cap}: show at least 1 token")
+        if self.max_action_chars < 1:
+            raise ValueError(f"env.max_action_chars={self.max_action_chars}: admit at least 1 character")
 
 
 def descriptor_features(descriptors: Sequence[ModelDescriptor]) -> np.ndarray:
@@ -66,16 +126,94 @@ def descriptor_features(descriptors: Sequence[ModelDescriptor]) -> np.ndarray:
     return np.asarray(rows, dtype=np.float32).reshape(len(descriptors), DESCRIPTOR_FEATURES)
 
 
+class TextSpace(spaces.Space[str]):
+    """Strings of at most ``max_length`` characters (any characters, unlike ``spaces.Text``'s default).
+
+    ``sample`` draws printable ASCII, enough for ``check_env`` to exercise an env with garbage text.
+
+    >>> space = TextSpace(max_length=5)
+    >>> "<a b>" in space, "too long" in space, 3 in space
+    (True, False, False)
+    """
+
+    def __init__(self, max_length: int, seed: int | np.random.Generator | None = None) -> None:
+        if max_length < 1:
+            raise ValueError(f"max_length={max_length}: admit at least one character")
+        self.max_length = max_length
+        super().__init__(shape=None, dtype=None, seed=seed)
+
+    def sample(self, mask: Any = None, probability: Any = None) -> str:
+        length = int(self.np_random.integers(0, self.max_length + 1))
+        chars = self.np_random.choice(list(string.printable), size=length)
+        return "".join(chars.tolist())
+
+    def contains(self, x: Any) -> bool:
+        return isinstance(x, str) and len(x) <= self.max_length
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, TextSpace) and other.max_length == self.max_length
+
+    def __repr__(self) -> str:
+        return f"TextSpace(max_length={self.max_length})"
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A step between ``begin_step`` and ``finish_step``: the action and, in multi_round, its parse."""
+
+    action: Any
+    turn: Turn | None = None
+
+
+@dataclass
+class _Episode:
+    """One multi_round episode so far; ``segments`` concatenate to the router's completion."""
+
+    index: int
+    prompt: str
+    segments: list[str] = field(default_factory=list)  # router turns and env information blocks
+    turns: list[str] = field(default_factory=list)
+    information: list[str] = field(default_factory=list)  # each information block's (neutralised) text
+    calls: dict[str, int] = field(default_factory=dict)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0  # Router-R1's charge: output tokens x price_out
+    list_cost_usd: float = 0.0  # the pool's list price (input + output)
+    candidate_errors: int = 0
+    answer: str | None = None
+    over: bool = False
+
+    @property
+    def routes(self) -> int:
+        return sum(self.calls.values())
+
+
+def select_request(model: str, example: Mapping[str, Any]) -> Request:
+    """The candidate call of select mode: the question as the user's only message.
+
+    Shared with :func:`rl_router.data.live_table.collect_routing_table`, so answers recorded before
+    training are the response-cache entries the env's calls hit.
+    """
+    return Request(
+        model=model,
+        messages=({"role": "user", "content": str(example["question"])},),
+        query_id=example.get("query_id", example.get("id")),
+    )
+
+
 class MultiLLMQAEnv(gym.Env):
-    """Pick the candidate model that answers each query.
+    """Route each query to candidate models: one pick (``select``) or Router-R1 turns (``multi_round``).
 
     Args:
         pool: the candidate pool (any :class:`~rl_router.pool.types.CandidatePool`).
         examples: rows with ``id``, ``question``, ``golden_answers`` and, for replay pools,
             ``query_id`` (the routing-table row id).
-        embeddings: ``float32 [len(examples), D]`` query embeddings, row-aligned with ``examples``.
+        embeddings: ``float32 [len(examples), D]`` query embeddings, row-aligned with ``examples``
+            (``select`` only; ``multi_round`` observes text).
         normalizer: a shared cost normaliser (vectorised copies of the env should share one, so
             the percentile window sees every episode); a fresh one when None.
+        count_tokens: the token counter behind ``info_token_cap`` (e.g. the router tokenizer's
+            encode length); whitespace words when None.
         Remaining arguments: see :class:`MultiLLMQAConfig`.
     """
 
@@ -85,45 +223,74 @@ class MultiLLMQAEnv(gym.Env):
         self,
         pool: CandidatePool,
         examples: Sequence[Mapping[str, Any]],
-        embeddings: np.ndarray,
+        embeddings: np.ndarray | None = None,
         mode: str = "select",
         alpha: float = 0.6,
         cost_window: int = 2000,
         outcome: str = "recorded",
         shuffle: bool = True,
         normalizer: PercentileCostNormalizer | None = None,
+        max_routes: int = 4,
+        info_token_cap: int = 600,
+        max_action_chars: int = 8192,
+        count_tokens: TokenCounter | None = None,
     ) -> None:
-        MultiLLMQAConfig(mode=mode, alpha=alpha, cost_window=cost_window, outcome=outcome)
-        if mode == "multi_round":
-            raise NotImplementedError(
-                "env.mode=multi_round (the Router-R1 protocol) is not built yet; use env.mode=select"
-            )
+        MultiLLMQAConfig(
+            mode=mode,
+            alpha=alpha,
+            cost_window=cost_window,
+            outcome=outcome,
+            max_routes=max_routes,
+            info_token_cap=info_token_cap,
+            max_action_chars=max_action_chars,
+        )
         if len(examples) == 0:
             raise ValueError("MultiLLMQAEnv needs at least one example")
-        if len(embeddings) != len(examples):
-            raise ValueError(f"{len(embeddings)} embeddings for {len(examples)} examples: rows must align")
         self.pool = pool
         self.examples = examples
-        self.embeddings = np.asarray(embeddings, dtype=np.float32)
+        self.mode = mode
         self.descriptors = list(pool.descriptors)
         self.model_names = [d.name for d in self.descriptors]
         self.outcome = outcome
         self.shuffle = shuffle
         self.normalizer = normalizer or PercentileCostNormalizer(window=cost_window)
         self.reward_fn = RouterR1Reward(alpha=alpha)
-
-        self._features = descriptor_features(self.descriptors).reshape(-1)
-        dim = self.embeddings.shape[1] + self._features.size
-        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(dim,), dtype=np.float32)
-        self.action_space = spaces.Discrete(len(self.descriptors))
+        self.max_routes = max_routes
+        self.info_token_cap = info_token_cap
+        self.count_tokens: TokenCounter = count_tokens or whitespace_tokens
         self._order = np.arange(len(examples))
         self._cursor = 0
         self._index = 0
+        self._pending: _Pending | None = None
+        self._episode: _Episode | None = None
+
+        if mode == "select":
+            if embeddings is None or len(embeddings) != len(examples):
+                got = "no" if embeddings is None else len(embeddings)
+                raise ValueError(f"{got} embeddings for {len(examples)} examples: rows must align")
+            self.embeddings = np.asarray(embeddings, dtype=np.float32)
+            self._features = descriptor_features(self.descriptors).reshape(-1)
+            dim = self.embeddings.shape[1] + self._features.size
+            self.observation_space = spaces.Box(-np.inf, np.inf, shape=(dim,), dtype=np.float32)
+            self.action_space = spaces.Discrete(len(self.descriptors))
+        else:
+            bad = [n for n in self.model_names if ":" in n]
+            if bad:
+                raise ValueError(f"candidates {bad} have ':' in their name; a route reads MODEL: sub-query")
+            self.format = RouterR1Format(self.model_names, max_routes=max_routes)
+            longest_prompt = max(len(self.prompt_messages(i)[0]["content"]) for i in range(len(examples)))
+            longest = (
+                longest_prompt
+                + (max_routes + 1) * max_action_chars
+                + max_routes * information_block_chars(info_token_cap)
+            )
+            self.observation_space = TextSpace(max_length=longest)
+            self.action_space = TextSpace(max_length=max_action_chars)
 
     # -- gymnasium API ---------------------------------------------------------------------------
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[np.ndarray, dict[str, Any]]:
+    ) -> tuple[Any, dict[str, Any]]:
         """Start an episode on the next query (``options={"index": i}`` picks row ``i``)."""
         super().reset(seed=seed)
         if seed is not None:
@@ -135,32 +302,98 @@ class MultiLLMQAEnv(gym.Env):
                 self._new_epoch()
             self._index = int(self._order[self._cursor])
             self._cursor += 1
-        return self._observation(), {"action_mask": self.action_mask(), "index": self._index}
+        self._pending = None
+        if self.mode == "select":
+            return self._observation(), {"action_mask": self.action_mask(), "index": self._index}
+        messages = self.prompt_messages(self._index)
+        self._episode = _Episode(index=self._index, prompt=messages[0]["content"])
+        return self._episode.prompt, {"index": self._index, "prompt_messages": messages}
 
-    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        """Send the query to candidate ``action``; the episode ends with its scored answer."""
-        action = int(action)
-        if not self.action_space.contains(action):
-            raise ValueError(f"action {action} outside Discrete({self.action_space.n})")
+    def step(self, action: Any) -> StepReturn:
+        """Act once: ``select`` picks candidate ``action``; ``multi_round`` plays the router's turn text."""
+        request = self.begin_step(action)
+        result = self.pool.generate([request])[0] if request is not None else None
+        return self.finish_step(result)
+
+    # -- batched stepping ------------------------------------------------------------------------
+    def begin_step(self, action: Any) -> Request | None:
+        """Validate and parse ``action``; return the candidate call it asks for (None: no call).
+
+        Call :meth:`finish_step` next, with the pool's answer to the returned request.
+
+        Raises:
+            ValueError: ``action`` is outside the action space.
+            RuntimeError: a step is already pending, or (multi_round) no episode is running.
+        """
+        if self._pending is not None:
+            raise RuntimeError("begin_step() twice: call finish_step() with the pending result first")
+        if not self.action_space.contains(action if self.mode == "multi_round" else int(action)):
+            raise ValueError(f"action {str(action)[:80]!r} is outside {self.action_space}")
+        if self.mode == "select":
+            return self._begin_select(int(action))
+        return self._begin_turn(action)
+
+    def finish_step(self, result: Result | None) -> StepReturn:
+        """Complete the pending step with the result of :meth:`begin_step`'s request (None if none)."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            raise RuntimeError("finish_step() without begin_step()")
+        if pending.turn is None:
+            return self._finish_select(pending.action, result)
+        return self._finish_turn(pending.action, pending.turn, result)
+
+    @property
+    def episode_over(self) -> bool:
+        """Whether a multi_round episode has ended (``reset`` starts the next); select episodes always end."""
+        return self._episode is None or self._episode.over
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def prompt_messages(self, index: int) -> list[dict[str, str]]:
+        """The router's first message for row ``index`` (multi_round; see ``router_r1_protocol``)."""
+        return prompt_messages(self.examples[index], self.descriptors, self.max_routes)
+
+    def action_mask(self) -> np.ndarray:
+        """``int8 [num_models]``; select mode has no budget, so every candidate is allowed."""
+        return np.ones(len(self.descriptors), dtype=np.int8)
+
+    def _new_epoch(self) -> None:
+        n = len(self.examples)
+        self._order = self.np_random.permutation(n) if self.shuffle else np.arange(n)
+        self._cursor = 0
+
+    def _score(self, text: str, recorded: float | None, example: Mapping[str, Any]) -> float:
+        if self.outcome == "recorded":
+            if recorded is None:
+                raise ValueError(
+                    "env.outcome=recorded needs a pool that records correctness (replay); "
+                    "use env.outcome=em or f1 with live candidates"
+                )
+            return float(recorded)
+        golden = [list(example["golden_answers"])]
+        scorer = {"em": exact_match, "f1": f1, "reply": reply_match}[self.outcome]
+        return float(scorer([text], golden_answers=golden)[0])
+
+    # -- select mode -----------------------------------------------------------------------------
+    def _observation(self) -> np.ndarray:
+        return np.concatenate([self.embeddings[self._index], self._features]).astype(np.float32)
+
+    def _begin_select(self, action: int) -> Request:
+        request = select_request(self.descriptors[action].name, self.examples[self._index])
+        self._pending = _Pending(action)
+        return request
+
+    def _finish_select(self, action: int, result: Result | None) -> StepReturn:
+        if result is None:
+            raise ValueError("select mode always calls a candidate: finish_step() needs its Result")
         example = self.examples[self._index]
-        model = self.descriptors[action]
-        request = Request(
-            model=model.name,
-            messages=({"role": "user", "content": str(example["question"])},),
-            query_id=example.get("query_id", example.get("id")),
-        )
-        result = self.pool.generate([request])[0]
-
         correct = 0.0 if result.error else self._score(result.text, result.score, example)
         cost_term = self.normalizer([result.text], cost_usd=[result.cost_usd])[0]
         self.normalizer.update([result.cost_usd])
-        reward = self.reward_fn(
-            [result.text], format_ok=[True], correct=[correct], cost_term=[cost_term]
-        )[0]
+        reward = self.reward_fn([result.text], format_ok=[True], correct=[correct], cost_term=[cost_term])[0]
         info = {
             "action_mask": self.action_mask(),
             "index": self._index,
-            "model": model.name,
+            "model": self.descriptors[action].name,
             "correct": correct,
             "cost_usd": result.cost_usd,
             "input_tokens": result.input_tokens,
@@ -172,27 +405,140 @@ class MultiLLMQAEnv(gym.Env):
         }
         return self._observation(), float(reward), True, False, info
 
-    # -- helpers ---------------------------------------------------------------------------------
-    def action_mask(self) -> np.ndarray:
-        """``int8 [num_models]``; select mode has no budget, so every candidate is allowed."""
-        return np.ones(len(self.descriptors), dtype=np.int8)
+    # -- multi_round mode ------------------------------------------------------------------------
+    def _begin_turn(self, text: str) -> Request | None:
+        episode = self._episode
+        if episode is None or episode.over:
+            raise RuntimeError("no multi_round episode is running: call reset() first")
+        turn = parse_turn(text, self.format)
+        if turn.kind == "search" and episode.routes >= self.max_routes:
+            turn = Turn("invalid", error=f"route limit: {self.max_routes} routes used, only <answer> is left")
+        self._pending = _Pending(text, turn)
+        if turn.kind != "search":
+            return None
+        return Request(model=turn.model, messages=({"role": "user", "content": turn.query},))
 
-    def _new_epoch(self) -> None:
-        n = len(self.examples)
-        self._order = self.np_random.permutation(n) if self.shuffle else np.arange(n)
-        self._cursor = 0
+    def _finish_turn(self, text: str, turn: Turn, result: Result | None) -> StepReturn:
+        if (result is None) != (turn.kind != "search"):
+            raise ValueError(f"a {turn.kind} turn takes {'a Result' if turn.kind == 'search' else 'None'}")
+        episode = self._episode
+        assert episode is not None  # _begin_turn checked it
+        episode.turns.append(text)
+        episode.segments.append(text)
+        env_text, error = "", None
+        if result is not None:
+            descriptor = self.descriptors[self.model_names.index(turn.model)]
+            episode.calls[turn.model] = episode.calls.get(turn.model, 0) + 1
+            episode.input_tokens += result.input_tokens
+            episode.output_tokens += result.output_tokens
+            episode.cost_usd += descriptor.price_out * result.output_tokens / 1e6
+            episode.list_cost_usd += result.cost_usd
+            if result.error is not None:
+                error = result.error
+                episode.candidate_errors += 1
+                reply = f"(the call to {turn.model} failed: {result.error})"
+            else:
+                reply = result.text
+            shown = truncate_tokens(reply, self.info_token_cap, self.count_tokens)
+            env_text = information_block(shown)
+            episode.information.append(neutralize_tags(shown))
+            episode.segments.append(env_text)
+        info: dict[str, Any] = {
+            "index": episode.index,
+            "turn": len(episode.turns),
+            "turn_kind": turn.kind,
+            "turn_error": turn.error,
+            "model": turn.model,
+            "sub_query": turn.query,
+            "env_text": env_text,
+            "candidate_error": int(error is not None),
+            "error": error or "",
+            "routes": episode.routes,
+            "calls": dict(episode.calls),
+            "cost_usd": episode.cost_usd,
+            "input_tokens": episode.input_tokens,
+            "output_tokens": episode.output_tokens,
+        }
+        reward = 0.0
+        if turn.kind != "search":
+            episode.answer = turn.answer if turn.kind == "answer" else None
+            reward = self._end_episode(episode, info)
+        return episode.prompt + "".join(episode.segments), reward, episode.over, False, info
 
-    def _observation(self) -> np.ndarray:
-        return np.concatenate([self.embeddings[self._index], self._features]).astype(np.float32)
+    def _end_episode(self, episode: _Episode, info: dict[str, Any]) -> float:
+        """Score the finished episode (Router-R1's reward) and add the episode's record to ``info``."""
+        episode.over = True
+        completion = "".join(episode.segments)
+        violations = self.format.violations(completion)
+        example = self.examples[episode.index]
+        correct = 0.0 if episode.answer is None else self._score(episode.answer, None, example)
+        cost_term = self.normalizer([completion], cost_usd=[episode.cost_usd])[0]
+        self.normalizer.update([episode.cost_usd])
+        reward = self.reward_fn(
+            [completion], format_ok=[not violations], correct=[correct], cost_term=[cost_term]
+        )[0]
+        assert reward is not None  # every term is known for a finished episode
+        info["reward_terms"] = {
+            "format": -1.0 if violations else 0.0,
+            "outcome": correct,
+            "cost": cost_term,
+            "cost_usd": -episode.cost_usd,
+        }
+        info["episode"] = {
+            "index": episode.index,
+            "id": example.get("id"),
+            "prompt": episode.prompt,
+            "completion": completion,
+            "turns": list(episode.turns),
+            "information": list(episode.information),
+            "answer": episode.answer,
+            "correct": correct,
+            "format_ok": not violations,
+            "violations": violations,
+            "routes": episode.routes,
+            "calls": dict(episode.calls),
+            "cost_usd": episode.cost_usd,
+            "list_cost_usd": episode.list_cost_usd,
+            "input_tokens": episode.input_tokens,
+            "output_tokens": episode.output_tokens,
+            "candidate_errors": episode.candidate_errors,
+            "reward": reward,
+        }
+        return float(reward)
 
-    def _score(self, text: str, recorded: float | None, example: Mapping[str, Any]) -> float:
-        if self.outcome == "recorded":
-            if recorded is None:
-                raise ValueError(
-                    "env.outcome=recorded needs a pool that records correctness (replay); "
-                    "use env.outcome=em or f1 with live candidates"
-                )
-            return float(recorded)
-        golden = [list(example["golden_answers"])]
-        scorer = exact_match if self.outcome == "em" else f1
-        return float(scorer([text], golden_answers=golden)[0])
+
+def batched_step(envs: Sequence[MultiLLMQAEnv], actions: Sequence[Any]) -> list[StepReturn]:
+    """Step several envs, sending all their candidate requests in ONE ``pool.generate`` call.
+
+    Args:
+        envs: Envs sharing one pool (the trainer's live episodes).
+        actions: One action per env (router turn texts in multi_round).
+
+    Returns:
+        Each env's ``(observation, reward, terminated, truncated, info)``, in order.
+
+    Raises:
+        ValueError: lengths differ, the envs do not share one pool, or an action is invalid (then
+            no env is left with a pending step).
+    """
+    if len(envs) != len(actions):
+        raise ValueError(f"{len(envs)} envs but {len(actions)} actions: give one action per env")
+    if not envs:
+        return []
+    pool = envs[0].pool
+    if any(env.pool is not pool for env in envs):
+        raise ValueError("batched_step sends one pool call: every env must share the same pool object")
+    requests: list[Request | None] = []
+    try:
+        for env, action in zip(envs, actions, strict=True):
+            requests.append(env.begin_step(action))
+    except BaseException:
+        for env in envs[: len(requests)]:
+            env._pending = None  # undo the steps that began: none of them has called a candidate
+        raise
+    sent = [r for r in requests if r is not None]
+    answers = iter(pool.generate(sent) if sent else [])
+    return [
+        env.finish_step(next(answers) if request is not None else None)
+        for env, request in zip(envs, requests, strict=True)
+    ]

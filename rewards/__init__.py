@@ -8,6 +8,17 @@ bodies. This is the project's own package: PyPI's ``rewards`` is unrelated.
 
 from rewards.combine import BudgetMemReward, RewardBreakdown, RewardFunc, RouterR1Reward, WeightedSum
 from rewards.cost import PercentileCostNormalizer, ScaleMatcher, dollar_cost
+from rewards.format import (
+    FormatKnownModels,
+    FormatMaxRoutes,
+    RouterR1Format,
+    format_answer_last,
+    format_information_follows_search,
+    format_search_query,
+    format_tags_balanced,
+    format_think_content,
+    format_think_first,
+)
 from rewards.outcome import (
     Completion,
     VerifierOutcome,
@@ -21,9 +32,12 @@ from rewards.outcome import (
 __all__ = [
     "BudgetMemReward",
     "Completion",
+    "FormatKnownModels",
+    "FormatMaxRoutes",
     "PercentileCostNormalizer",
     "RewardBreakdown",
     "RewardFunc",
+    "RouterR1Format",
     "RouterR1Reward",
     "ScaleMatcher",
     "VerifierOutcome",
@@ -32,6 +46,12 @@ __all__ = [
     "dollar_cost",
     "exact_match",
     "f1",
+    "format_answer_last",
+    "format_information_follows_search",
+    "format_search_query",
+    "format_tags_balanced",
+    "format_think_content",
+    "format_think_first",
     "normalize_answer",
     "recorded_correctness",
 ]

@@ -132,6 +132,46 @@ def f1(
     ]
 
 
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+def reply_score(reply: str, golden: GoldenAnswers) -> float:
+    """Whether a free-text reply states a golden answer (candidate replies are not bare answers).
+
+    A numeric golden answer must equal the reply's last number (``"5 - 3 = 2"`` states 2, not 5); any
+    other must occur as a whole normalised phrase in the reply (``"It is Paris."`` states Paris).
+
+    >>> reply_score("5 - 3 = 2", "2"), reply_score("5 - 3 = 2", "5"), reply_score("-30", ["-30"])
+    (1.0, 0.0, 1.0)
+    >>> reply_score("The capital of France is Paris.", ["Paris"]), reply_score("Parisian food", "Paris")
+    (1.0, 0.0)
+    """
+    numbers = _NUMBER.findall(reply.replace(",", ""))
+    padded = f" {normalize_answer(reply)} "
+    for answer in _as_list(golden):
+        if _NUMBER.fullmatch(answer.strip().replace(",", "")):
+            if numbers and float(numbers[-1]) == float(answer.strip().replace(",", "")):
+                return 1.0
+        elif normalize_answer(answer) and f" {normalize_answer(answer)} " in padded:
+            return 1.0
+    return 0.0
+
+
+def reply_match(
+    completions: Sequence[Completion], golden_answers: Sequence[GoldenAnswers | None], **kwargs: Any
+) -> list[float | None]:
+    """:func:`reply_score` per row (``None`` where a row has no golden answer).
+
+    >>> reply_match(["3 + 4 = 7", "Rome is the capital."], golden_answers=[["7"], ["Paris"]])
+    [1.0, 0.0]
+    """
+    _check_lengths(completions, golden_answers, "golden_answers")
+    return [
+        None if golden is None else reply_score(completion_text(c), golden)
+        for c, golden in zip(completions, golden_answers, strict=True)
+    ]
+
+
 def recorded_correctness(
     completions: Sequence[Completion], score: Sequence[float | None], **kwargs: Any
 ) -> list[float | None]:

@@ -35,7 +35,9 @@ def experiments() -> dict[str, str]:
     found = {}
     for path in sorted((conf_dir() / "experiment").glob("*.yaml")):
         # the first comment that is not Hydra's `# @package` header
-        comments = [line.lstrip("# ").strip() for line in path.read_text().splitlines() if line.startswith("#")]
+        comments = [
+            line.lstrip("# ").strip() for line in path.read_text().splitlines() if line.startswith("#")
+        ]
         found[path.stem] = next((c for c in comments if not c.startswith("@")), "")
     return found
 

@@ -12,6 +12,7 @@ only lists them. Only the CLI touches ``DictConfig``; library code receives data
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -78,13 +79,20 @@ class ExportConfig:
 
     checkpoint: str = MISSING  # a run directory written by ``rl-router train``
     repo_id: str = MISSING  # Hub repository, "<user>/<name>"
+    out_dir: str | None = None  # where the folder is written; None: <checkpoint>/export/<repo name>
     push: bool = False  # upload with huggingface_hub (token from HF_TOKEN)
+    private: bool = False  # push=true: create the Hub repo as private (an existing repo keeps its setting)
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", self.repo_id):
+            raise ValueError(f"repo_id={self.repo_id!r}: use <user>/<name>, e.g. alice/routellm-router")
 
 
 def _schemas() -> list[tuple[str | None, str, type]]:
     """(group, name, dataclass) of every schema; imports are local so ``rl-router --help`` starts fast."""
     from envs.multi_llm_qa import MultiLLMQAConfig
     from rl_router.data.fanout_qa import FanOutQADataConfig
+    from rl_router.data.mixture import QAMixDataConfig
     from rl_router.data.qa import QALocalDataConfig, RouterR1DataConfig
     from rl_router.data.reasoning_tasks import ReasoningGymDataConfig
     from rl_router.data.routing_table import RoutingTableDataConfig
@@ -107,6 +115,7 @@ def _schemas() -> list[tuple[str | None, str, type]]:
         ("data", "router_r1_benchmarks_schema", RouterR1DataConfig),
         ("data", "fanoutqa_schema", FanOutQADataConfig),
         ("data", "reasoning_gym_schema", ReasoningGymDataConfig),
+        ("data", "qa_mix_schema", QAMixDataConfig),
         ("logger", "wandb_schema", WandbLoggerConfig),
         ("logger", "none_schema", NullLoggerConfig),
     ]

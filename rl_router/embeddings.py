@@ -234,7 +234,10 @@ SHIPPED_CACHE = Path(__file__).parent / "data" / "assets" / "embeddings" / "rout
 
 
 def user_cache_path() -> Path:
-    """The writable embedding cache: ``$RL_ROUTER_CACHE/embeddings/minilm.npz`` (default ``~/.cache/rl_router``)."""
+    """The writable embedding cache: ``$RL_ROUTER_CACHE/embeddings/minilm.npz``.
+
+    ``$RL_ROUTER_CACHE`` defaults to ``~/.cache/rl_router``.
+    """
     root = Path(os.environ.get("RL_ROUTER_CACHE", Path.home() / ".cache" / "rl_router")).expanduser()
     return root / "embeddings" / "minilm.npz"
 

@@ -4,9 +4,11 @@ Reads top to bottom like a recipe:
 
 1. *setup* — the run directory (``outputs/<name>/<date>_<time>/`` or the run being resumed), the
    resolved ``config.yaml``, seeds, the logger;
-2. *data* — a routing table split into train / held-out rows (``data=routellm``);
-3. *pool and env* — the candidate pool (replay, fake, or live models) and ``num_envs`` copies of
-   the select-mode :class:`~envs.multi_llm_qa.MultiLLMQAEnv` sharing one cost normaliser;
+2. *data and pool* — a routing table split into train / held-out rows served by a replay pool
+   (``data=routellm``), or questions for a live pool (``data=local_mix pool=local``) on which every
+   candidate's answers are recorded first (:mod:`rl_router.data.live_table`);
+3. *env* — ``num_envs`` copies of the select-mode :class:`~envs.multi_llm_qa.MultiLLMQAEnv`
+   sharing one cost normaliser;
 4. *train* — PPO (:func:`rl_router.trainers.ppo.train`) with a progress bar showing return, reward
    terms, dollars and route shares; checkpoints in ``checkpoints/``;
 5. *evaluate* — the trained router against random, single-model and oracle baselines on the
@@ -27,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rewards.cost import PercentileCostNormalizer
 from rl_router.config import construct, typed
+from rl_router.data.live_table import collect_routing_table
 from rl_router.data.routing_table import RoutingTable
 from rl_router.embeddings import embed_queries
 from rl_router.eval.table_eval import evaluate_router_on_table
@@ -89,28 +92,40 @@ def train_in(cfg: DictConfig, run_dir: Path, progress: bool = True) -> dict[str,
     torch.manual_seed(cfg.seed)
     logger = _logger(cfg, run_dir)
 
-    # ---------------------------------------------------------------- data
+    # ---------------------------------------------------------------- data and pool
     from hydra.utils import instantiate
 
     data = instantiate(cfg.data)
-    if not (isinstance(data, tuple) and all(isinstance(t, RoutingTable) for t in data)):
+    if not (isinstance(data, tuple) and len(data) == 2):
         raise ValueError(
-            f"data={cfg.data._target_} gives no routing table: select-mode PPO needs recorded outcomes "
-            "split into (train, test), e.g. data=routellm"
+            f"data={cfg.data._target_} gives no held-out split: select-mode PPO needs (train, test), "
+            "e.g. data=routellm (recorded outcomes) or data=local_mix (questions for a live pool)"
         )
-    train_table, test_table = data
-    log.info("data: %d train rows, %d held-out rows of %s", len(train_table), len(test_table), train_table.name)
+    if all(isinstance(part, RoutingTable) for part in data):
+        # recorded outcomes: the replay pool answers from the training rows only
+        train_table, test_table = data
+        pool = instantiate(cfg.pool, table=train_table)
+        examples = table_examples(train_table)
+    else:
+        # questions for a live pool: record every candidate on every row once, in big batches; the
+        # env's calls during training are then response-cache hits charged at unchanged list prices
+        pool = instantiate(cfg.pool)
+        examples = [dict(row, query_id=row["id"]) for row in data[0]]
+        train_table = collect_routing_table(pool, examples, name=f"{cfg.name}/train")
+        test_table = collect_routing_table(pool, list(data[1]), name=f"{cfg.name}/test")
+        log.info("live accuracy: train %s, held-out %s", train_table.accuracy(), test_table.accuracy())
+    log.info("data: %d train rows, %d held-out rows", len(train_table), len(test_table))
 
-    # ---------------------------------------------------------------- pool and env
-    pool = instantiate(cfg.pool, table=train_table)
+    # ---------------------------------------------------------------- env
     try:
         descriptors = list(pool.descriptors)
-        examples = table_examples(train_table)
         embeddings = embed_queries(train_table.prompts, progress=progress)
         normalizer = PercentileCostNormalizer(window=env_cfg.cost_window)  # one window for all sub-envs
 
         def make_env() -> Any:
-            return construct(env_cfg, pool=pool, examples=examples, embeddings=embeddings, normalizer=normalizer)
+            return construct(
+                env_cfg, pool=pool, examples=examples, embeddings=embeddings, normalizer=normalizer
+            )
 
         envs = ppo.make_vec_env([make_env] * trainer_cfg.num_envs)
         policy = build_policy(cfg.policy, descriptors)
@@ -135,7 +150,9 @@ def train_in(cfg: DictConfig, run_dir: Path, progress: bool = True) -> dict[str,
     report = evaluate_router_on_table(router, test_table, run_dir, progress=progress)
     overall = report["overall"]["router"]
     eval_metrics = {"eval/accuracy": overall["accuracy"], "eval/cost_usd": overall["dollars_per_query"]}
-    eval_metrics.update({f"eval/{k}": overall[k] for k in ("apgr", "cpt50", "cpt80") if k in overall})
+    eval_metrics.update(
+        {f"eval/{k}": overall[k] for k in ("apgr", "cpt50", "cpt80") if overall.get(k) is not None}
+    )
     logger.log(eval_metrics, result["global_step"])
     logger.finish()
     print((run_dir / "report.md").read_text())

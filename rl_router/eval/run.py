@@ -1,4 +1,6 @@
-"""``rl-router eval checkpoint=<run dir> [split=all] [data=routellm data.path=<dir>]``: a trained router vs baselines.
+"""``rl-router eval checkpoint=<run dir> [split=all] [data=routellm data.path=<dir>]``.
+
+A trained router against its baselines.
 
 Rebuilds the router of a training run (:func:`rl_router.router.load_router`), loads the run's data
 config (or the data option given to eval), and scores the router on the held-out split (or on every

@@ -93,9 +93,13 @@ def evaluate_table(
     if strong is not None and m == 2:
         weak = 1 - strong
         p_strong = probs[:, strong]
-        router["apgr"] = float(rm.apgr(p_strong, scores[:, weak], scores[:, strong]))
-        router["cpt50"] = float(rm.cpt(p_strong, scores[:, weak], scores[:, strong], 0.5))
-        router["cpt80"] = float(rm.cpt(p_strong, scores[:, weak], scores[:, strong], 0.8))
+        if np.isclose(scores[:, weak].mean(), scores[:, strong].mean()):
+            # PGR divides by the quality gap: undefined on rows where both models score the same
+            router.update(apgr=None, cpt50=None, cpt80=None)
+        else:
+            router["apgr"] = float(rm.apgr(p_strong, scores[:, weak], scores[:, strong]))
+            router["cpt50"] = float(rm.cpt(p_strong, scores[:, weak], scores[:, strong], 0.5))
+            router["cpt80"] = float(rm.cpt(p_strong, scores[:, weak], scores[:, strong], 0.8))
     report = {"router": router}
     for name, choice in baseline_choices(scores, dollars).items():
         report[name] = summarize(choice, scores, dollars)
@@ -145,16 +149,27 @@ def report_markdown(report: dict, title: str) -> str:
     for split, rows in report.items():
         if not isinstance(rows, dict) or "router" not in rows:
             continue
-        lines += [f"## {split}", "", "| policy | accuracy | $ / query | calls / query | APGR | CPT(50%) | CPT(80%) |"]
+        lines += [
+            f"## {split}",
+            "",
+            "| policy | accuracy | $ / query | calls / query | APGR | CPT(50%) | CPT(80%) |",
+        ]
         lines.append("|---|---|---|---|---|---|---|")
         for name, row in rows.items():
-            extra = [f"{row[k]:.3f}" if k in row else "" for k in ("apgr", "cpt50", "cpt80")]
+            extra = [_cell(row, k) for k in ("apgr", "cpt50", "cpt80")]
             lines.append(
                 f"| {name} | {row['accuracy']:.4f} | {row['dollars_per_query']:.6f} | "
                 f"{row['calls_per_query']:.2f} | " + " | ".join(extra) + " |"
             )
         lines.append("")
     return "\n".join(lines)
+
+
+def _cell(row: dict, key: str) -> str:
+    """A RouteLLM metric cell: blank for baselines, n/a where the metric is undefined."""
+    if key not in row:
+        return ""
+    return "n/a" if row[key] is None else f"{row[key]:.3f}"
 
 
 def strong_column(descriptors: Sequence[ModelDescriptor]) -> int | None:
