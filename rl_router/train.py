@@ -68,10 +68,18 @@ def route_metrics(model_names: Sequence[str]) -> Callable[[dict[str, Any]], dict
 
 
 def run_training(cfg: DictConfig) -> dict[str, Any]:
-    """The Hydra task of ``rl-router train``: trains in Hydra's run directory."""
+    """The Hydra task of ``rl-router train``: trains in Hydra's run directory.
+
+    LLM routers (``env.mode=multi_round``) go to the GRPO recipe, small policies to :func:`train_in`.
+    """
     from hydra.core.hydra_config import HydraConfig
 
-    return train_in(cfg, Path(HydraConfig.get().runtime.output_dir))
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    if cfg.env.mode == "multi_round":
+        from rl_router.trainers.grpo import train_llm_router
+
+        return train_llm_router(cfg, run_dir)
+    return train_in(cfg, run_dir)
 
 
 def train_in(cfg: DictConfig, run_dir: Path, progress: bool = True) -> dict[str, Any]:

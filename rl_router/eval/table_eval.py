@@ -172,6 +172,23 @@ def _cell(row: dict, key: str) -> str:
     return "n/a" if row[key] is None else f"{row[key]:.3f}"
 
 
+MAX_SOURCE_GROUPS = 8  # more distinct sources than this (MMLU's 45 subjects) are grouped by benchmark
+
+
+def report_groups(sources: Sequence[str]) -> list[str]:
+    """The per-row group a report breaks results down by: the source itself when there are few,
+    else its benchmark (the part before the first ``/``).
+
+    >>> report_groups(["capitals", "reasoning_gym/chain_sum"])
+    ['capitals', 'reasoning_gym/chain_sum']
+    >>> report_groups([f"mmlu/subject{i}" for i in range(9)] + ["gsm8k"])[-2:]
+    ['mmlu', 'gsm8k']
+    """
+    if len(set(sources)) <= MAX_SOURCE_GROUPS:
+        return list(sources)
+    return [source.split("/")[0] for source in sources]
+
+
 def strong_column(descriptors: Sequence[ModelDescriptor]) -> int | None:
     """The strong (priciest) model of a two-model pool, for the RouteLLM metrics; None otherwise."""
     if len(descriptors) != 2:
@@ -203,7 +220,7 @@ def evaluate_router_on_table(
     strong = strong_column(descriptors)
     names = router.model_names
 
-    benchmarks = np.array([source.split("/")[0] for source in table.sources])
+    benchmarks = np.array(report_groups(table.sources))
     report: dict = {"overall": evaluate_table(probs, scores, dollars, names, strong)}
     for bench in sorted(set(benchmarks)):
         rows = benchmarks == bench
