@@ -1,16 +1,341 @@
-"""``rl-router export``: Hub-ready folders for trained routers.
+"""``rl-router export``: a Hub-ready folder for a trained router, uploaded when asked.
 
-Not built yet (it is the evaluation-and-export issue). The command exists so ``rl-router --help`` is
-complete, and it says plainly that it does nothing rather than writing a half-made folder.
+``rl-router export checkpoint=<run dir> repo_id=<user>/<name> [push=true] [out_dir=<dir>]`` writes
+(default ``<checkpoint>/export/<name>/``)::
+
+    model.safetensors    the policy's weights (newest checkpoint), safetensors only
+    router_config.json   router kind, policy config (with _target_), observation layout, versions
+    pool.json            the candidates in action order: name, model, params_b, description, prices, sampling
+    README.md            model card: YAML front matter, candidates, how to load it, the eval table
+    report.json, report.md, pareto.png    the run's evaluation of that checkpoint, when there is one
+
+No file in the folder is a pickle, and :func:`rl_router.load_router` reads it back
+(``load_router("<folder or repo id>")``) to the same decisions as the run directory. The folder
+layout is shared with the LLM routers to come: they will set ``router_kind: "llm"`` and add the
+transformers model, its tokenizer and ``prompt_template``; policy routers have no prompt template.
+
+``push=true`` creates the repo and uploads the folder with :class:`huggingface_hub.HfApi`, using the
+token in ``$HF_TOKEN``; without one it stops before writing anything. Without ``push`` nothing
+touches the network.
 """
 
 from __future__ import annotations
 
-from omegaconf import DictConfig
+import json
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import yaml
+from omegaconf import DictConfig, OmegaConf
+from safetensors.torch import load_file, save_file
+
+from rl_router import __version__
+from rl_router.config import ExportConfig, typed
+from rl_router.embeddings import EMBED_DIM
+from rl_router.pool.types import ModelDescriptor
+from rl_router.router import (
+    EMBEDDING_MODEL,
+    FORMAT_VERSION,
+    POOL,
+    ROUTER_CONFIG,
+    WEIGHTS,
+    descriptor_dict,
+    load_exported,
+    load_router,
+    load_run_config,
+    observation_layout,
+    pool_descriptors,
+)
+from rl_router.trainers import checkpoint as ckpt
+
+log = logging.getLogger(__name__)
+
+TOKEN_ENV = "HF_TOKEN"
+NO_TOKEN = (
+    f"rl-router export: push=true needs a Hugging Face write token in ${TOKEN_ENV} "
+    "(create one at https://huggingface.co/settings/tokens); nothing was written. "
+    "Set it, or leave out push=true to only write the folder."
+)
+CARD_TAGS = ["router", "reinforcement-learning", "ppo", "llm-routing"]
+LICENSE = "apache-2.0"
+REPORT_FILES = ("report.json", "report.md", "pareto.png")
 
 
-def run_export(cfg: DictConfig) -> None:
-    raise SystemExit(
-        "rl-router export is not implemented yet (it arrives with the evaluation-and-export issue); "
-        f"nothing was written for checkpoint={cfg.get('checkpoint')}"
+class HubApi(Protocol):
+    """The two calls of :class:`huggingface_hub.HfApi` that a push makes."""
+
+    def create_repo(
+        self,
+        repo_id: str,
+        *,
+        repo_type: str | None = None,
+        private: bool | None = None,
+        exist_ok: bool = False,
+    ) -> Any: ...
+
+    def upload_folder(
+        self,
+        *,
+        repo_id: str,
+        folder_path: str | Path,
+        repo_type: str | None = None,
+        commit_message: str | None = None,
+    ) -> Any: ...
+
+
+def run_export(cfg: DictConfig, api: HubApi | None = None) -> Path:
+    """The Hydra task of ``rl-router export``; returns the written folder.
+
+    Args:
+        cfg: the composed ``export`` config (:class:`~rl_router.config.ExportConfig`).
+        api: what uploads when ``push=true``; None: ``HfApi(token=$HF_TOKEN)``.
+    """
+    config: ExportConfig = typed(cfg)
+    token = os.environ.get(TOKEN_ENV, "").strip() if config.push else ""
+    if config.push and not token:
+        raise SystemExit(NO_TOKEN)
+    out_dir = Path(config.out_dir) if config.out_dir else default_out_dir(config.checkpoint, config.repo_id)
+    folder = export_router(config.checkpoint, config.repo_id, out_dir)
+    print(f"exported {config.checkpoint} -> {folder}")
+    for path in sorted(folder.iterdir()):
+        print(f"  {path.name:<20} {path.stat().st_size:>10,d} bytes")
+    if config.push:
+        if api is None:
+            from huggingface_hub import HfApi
+
+            api = HfApi(token=token)
+        url = push_folder(folder, config.repo_id, api, private=config.private, secret=token)
+        print(f"pushed to {url}")
+    else:
+        print(f"upload: rl-router export checkpoint={config.checkpoint} repo_id={config.repo_id} push=true")
+    return folder
+
+
+def default_out_dir(run_dir: str | Path, repo_id: str) -> Path:
+    """``<run dir>/export/<repo name>``."""
+    return Path(run_dir) / "export" / repo_id.split("/")[-1]
+
+
+def export_router(run_dir: str | Path, repo_id: str, out_dir: str | Path) -> Path:
+    """Write the Hub folder of a run's newest checkpoint into ``out_dir`` (replacing an older export).
+
+    The folder is assembled in a temporary directory beside ``out_dir``, loaded back and checked to
+    decide exactly like the run, then renamed into place.
+
+    Raises:
+        FileNotFoundError: ``run_dir`` is not a run directory, or has no checkpoint.
+        FileExistsError: ``out_dir`` holds files but is not an earlier export.
+    """
+    run_dir, out = Path(run_dir), Path(out_dir)
+    cfg = load_run_config(run_dir)
+    latest = ckpt.latest_checkpoint(run_dir)
+    if latest is None:
+        raise FileNotFoundError(f"{run_dir} holds no checkpoint (checkpoints/step_*): nothing to export")
+    if out.exists() and any(out.iterdir()) and not (out / ROUTER_CONFIG).is_file():
+        raise FileExistsError(f"out_dir={out} holds other files, not an rl-router export; choose a new one")
+    descriptors = pool_descriptors(cfg.pool)
+    report_dir = find_report(run_dir, latest)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".tmp-{out.name}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        weights = load_file(str(latest / "policy.safetensors"))
+        save_file(weights, str(tmp / WEIGHTS), metadata={"format": "pt"})
+        (tmp / POOL).write_text(json.dumps([descriptor_dict(d) for d in descriptors], indent=2) + "\n")
+        config = router_config(cfg, descriptors, latest)
+        (tmp / ROUTER_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+        report_md = None
+        if report_dir is not None:
+            for name in REPORT_FILES:
+                if (report_dir / name).is_file():
+                    shutil.copy2(report_dir / name, tmp / name)
+            report_md = (tmp / "report.md").read_text() if (tmp / "report.md").is_file() else None
+        has_pareto = (tmp / "pareto.png").is_file()
+        card = model_card(repo_id, cfg, descriptors, config["training"], report_md, has_pareto)
+        (tmp / "README.md").write_text(card)
+        _check_round_trip(run_dir, tmp)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def find_report(run_dir: Path, checkpoint: Path) -> Path | None:
+    """The directory of the run's evaluation of ``checkpoint``: ``rl-router eval``'s, else training's.
+
+    A report of another checkpoint (e.g. written before ``resume=``) is not exported.
+    """
+    for folder in (run_dir / "eval", run_dir):
+        path = folder / "report.json"
+        if not path.is_file():
+            continue
+        evaluated = json.loads(path.read_text()).get("meta", {}).get("checkpoint")
+        if evaluated and Path(evaluated).name == checkpoint.name:
+            return folder
+        log.warning("%s evaluates %s, not the exported %s: left out", path, evaluated, checkpoint.name)
+    return None
+
+
+def router_config(
+    cfg: DictConfig, descriptors: Sequence[ModelDescriptor], checkpoint: Path
+) -> dict[str, Any]:
+    """The contents of ``router_config.json`` for a run's policy router."""
+    return {
+        "router_kind": "policy",
+        "format_version": FORMAT_VERSION,
+        "rl_router_version": __version__,
+        "policy": OmegaConf.to_container(cfg.policy, resolve=True),
+        "weights": WEIGHTS,
+        "pool": POOL,
+        "action_names": [d.name for d in descriptors],
+        "embedding_model": {"name": EMBEDDING_MODEL, "dim": EMBED_DIM},
+        "observation": observation_layout(descriptors),
+        "decision": "argmax over candidates of the policy's logits (probs = softmax(logits))",
+        "prompt_template": None,
+        "prompt_template_note": "not applicable: a policy router reads query embeddings, not a prompt",
+        "training": {
+            "checkpoint": checkpoint.name,
+            "global_step": ckpt.checkpoint_step(checkpoint),
+            "seed": cfg.seed,
+            "pool": cfg.pool.name,
+            "env": OmegaConf.to_container(cfg.env, resolve=True),
+            "trainer": OmegaConf.to_container(cfg.trainer, resolve=True),
+            "data": OmegaConf.to_container(cfg.data, resolve=True),
+        },
+    }
+
+
+def card_datasets(data_cfg: Mapping[str, Any]) -> list[str]:
+    """Dataset names for the card's front matter: ``routellm`` for the shipped RouteLLM table."""
+    target = str(data_cfg.get("_target_", ""))
+    if target.endswith("routing_table.load_routing_splits") and not data_cfg.get("path"):
+        return ["routellm"]
+    return []
+
+
+def model_card(
+    repo_id: str,
+    cfg: DictConfig,
+    descriptors: Sequence[ModelDescriptor],
+    training: Mapping[str, Any],
+    report_md: str | None,
+    has_pareto: bool,
+) -> str:
+    """``README.md``: YAML front matter, what the router does, its candidates, usage and evaluation."""
+    meta = {"library_name": "rl-router", "license": LICENSE, "tags": CARD_TAGS}
+    datasets = card_datasets(cfg.data)
+    if datasets:
+        meta["datasets"] = datasets
+    names = ", ".join(f"`{d.name}`" for d in descriptors)
+    benchmarks = ", ".join(cfg.data.get("benchmarks") or [])
+    lines = [
+        "---",
+        yaml.safe_dump(meta, sort_keys=False).rstrip(),
+        "---",
+        "",
+        f"# {repo_id.split('/')[-1]}",
+        "",
+        f"A query router trained with reinforcement learning (PPO) by rl-router {__version__}. For each "
+        f"query it picks one of {len(descriptors)} candidate LLMs ({names}), trading answer quality "
+        f"against list-price cost. It is a small policy network over the query's {EMBEDDING_MODEL} "
+        "embedding and the candidates' size and price features; it runs on CPU in milliseconds and "
+        "never calls an LLM itself.",
+        "",
+        f"Trained on {'RouteLLM recorded outcomes' if datasets == ['routellm'] else 'a routing table'}"
+        + (f" ({benchmarks})" if benchmarks else "")
+        + f" with cost weight alpha = {cfg.env.alpha} (a correct answer scores (1 - alpha) + alpha * C, "
+        f"C the normalised cheapness of the call), {training['global_step']} environment steps, "
+        f"seed {cfg.seed}.",
+        "",
+        "## Candidates (action order)",
+        "",
+        "| # | name | model | params (B) | $ / 1M in | $ / 1M out | description |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for i, d in enumerate(descriptors):
+        params = f"{d.params_b:g}" if d.params_b else "n/a"
+        lines.append(
+            f"| {i} | {d.name} | {d.model} | {params} | {d.price_in:g} | {d.price_out:g} | {d.description} |"
+        )
+    lines += [
+        "",
+        "## Usage",
+        "",
+        "```python",
+        "from rl_router import load_router",
+        "",
+        f'router = load_router("{repo_id}")  # or the path of this folder',
+        'router.route(["What is 12 * 7?"])  # -> the candidate name for each query',
+        'router.probs(router.embed(["What is 12 * 7?"]))  # -> float32 [n, '
+        + f"{len(descriptors)}] routing probabilities",
+        "```",
+        "",
+        "The router only decides; send the query to the chosen model yourself. Files: "
+        f"`{WEIGHTS}` (policy weights), `{ROUTER_CONFIG}` (policy config and observation layout), "
+        f"`{POOL}` (the candidates). No pickle files.",
+        "",
+        "## Evaluation",
+        "",
+    ]
+    if report_md is None:
+        lines += ["No evaluation report of this checkpoint was found; run `rl-router eval` on the run.", ""]
+    else:
+        lines += _demote(report_md)
+        if has_pareto:
+            lines += ["![accuracy vs cost](pareto.png)", ""]
+    lines += ["## Licence", "", "Weights: Apache-2.0."]
+    if datasets == ["routellm"]:
+        lines[-1] += " The RouteLLM recorded outcomes used for training are Apache-2.0 (lm-sys/RouteLLM)."
+    lines.append("")
+    return "\n".join(lines)
+
+
+def push_folder(folder: Path, repo_id: str, api: HubApi, private: bool = False, secret: str = "") -> str:
+    """Create ``repo_id`` (if needed) and upload ``folder``; returns the repo URL.
+
+    Raises:
+        RuntimeError: ``secret`` (the token) appears in a file of the folder; nothing is uploaded.
+    """
+    if secret and any(secret.encode() in path.read_bytes() for path in folder.iterdir() if path.is_file()):
+        raise RuntimeError(f"{folder} contains the Hub token; not uploading it")
+    url = api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+    api.upload_folder(
+        repo_id=repo_id,
+        folder_path=str(folder),
+        repo_type="model",
+        commit_message=f"Upload router exported by rl-router {__version__}",
     )
+    return str(url)
+
+
+def _demote(markdown: str) -> list[str]:
+    """report.md for the card: its title as a sentence, its section headings one level down."""
+    out = []
+    for line in markdown.rstrip().splitlines():
+        if line.startswith("# "):
+            out.append(f"Evaluation of this checkpoint: {line[2:]}.")
+        elif line.startswith("#"):
+            out.append(f"#{line}")
+        else:
+            out.append(line)
+    return [*out, ""]
+
+
+def _check_round_trip(run_dir: Path, folder: Path) -> None:
+    """The exported folder must route exactly like the run it came from."""
+    probe = np.random.default_rng(0).standard_normal((64, EMBED_DIM)).astype(np.float32)
+    probe /= np.linalg.norm(probe, axis=1, keepdims=True)
+    expected, got = load_router(run_dir).probs(probe), load_exported(folder).probs(probe)
+    if not np.array_equal(expected, got):
+        diff = float(np.abs(expected - got).max())
+        raise RuntimeError(f"the router exported to {folder} does not reproduce {run_dir}: max diff {diff}")

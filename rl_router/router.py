@@ -9,14 +9,27 @@ network over ``[query embedding; descriptor features]``. Training builds it with
     router.route(["What is 12 * 7?"])             # -> ["mixtral-8x7b"]
     router.probs(router.embed(["What is 12 * 7?"]))  # -> float32 [1, 2]
 
-A run directory holds ``config.yaml`` (the resolved training config) and ``checkpoints/step_*/``
-(:mod:`rl_router.trainers.checkpoint`); the newest checkpoint's ``policy.safetensors`` is loaded.
+:func:`load_router` takes any of three sources:
+
+* a *run directory* of ``rl-router train``: ``config.yaml`` (the resolved training config) and
+  ``checkpoints/step_*/`` (:mod:`rl_router.trainers.checkpoint`); the newest checkpoint's
+  ``policy.safetensors`` is loaded;
+* an *exported folder* of ``rl-router export`` (:mod:`rl_router.hub`): ``router_config.json``,
+  ``model.safetensors`` and ``pool.json``, no pickle anywhere;
+* a *Hub repo id* (``"<user>/<name>"``) holding such a folder, fetched with ``snapshot_download``.
+
+An exported folder's ``router_config.json`` names its ``router_kind``. This module reads kind
+``"policy"`` (a small policy network over query embeddings). LLM routers (a transformers model,
+its tokenizer and a prompt template in the same folder) will be kind ``"llm"``, read by a loader of
+their own; until then such a folder is refused with a clear message.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +39,26 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from envs.multi_llm_qa import descriptor_features
+from envs.multi_llm_qa import DESCRIPTOR_FEATURES, descriptor_features
+from rl_router import __version__
 from rl_router.embeddings import EMBED_DIM, embed_queries
 from rl_router.policies.router_policy import RouterPolicy
 from rl_router.pool.descriptors import PoolConfig
-from rl_router.pool.types import ModelDescriptor
+from rl_router.pool.types import ModelDescriptor, SamplingParams
 from rl_router.trainers import checkpoint as ckpt
 
 RUN_CONFIG = "config.yaml"  # the resolved training config, written by `rl-router train`
+
+# The exported folder (written by rl_router.hub.export_router, read by load_router).
+ROUTER_CONFIG = "router_config.json"  # router kind, policy config, observation layout, versions
+WEIGHTS = "model.safetensors"  # the policy's state dict (actor and critic), safetensors only
+POOL = "pool.json"  # the candidate descriptors, in action order
+FORMAT_VERSION = 1  # bumped when the folder layout changes incompatibly
+EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"  # what rl_router.embeddings runs
+FEATURE_NAMES = ("log1p(params_b)", "log1p(price_in)", "log1p(price_out)")  # per candidate, see envs
+# Exported configs may come from strangers: only our own policy classes are instantiated from them.
+TRUSTED_POLICY_PREFIX = "rl_router.policies."
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 def build_policy(policy_cfg: Mapping[str, Any], descriptors: Sequence[ModelDescriptor]) -> nn.Module:
@@ -45,7 +70,8 @@ def build_policy(policy_cfg: Mapping[str, Any], descriptors: Sequence[ModelDescr
     """
     features = descriptor_features(descriptors)
     obs_dim = EMBED_DIM + features.size
-    extra = {"descriptor_features": features} if issubclass(get_class(policy_cfg["_target_"]), RouterPolicy) else {}
+    is_router_policy = issubclass(get_class(policy_cfg["_target_"]), RouterPolicy)
+    extra = {"descriptor_features": features} if is_router_policy else {}
     return instantiate(policy_cfg, obs_dim=obs_dim, num_actions=len(descriptors), **extra)
 
 
@@ -63,7 +89,8 @@ class PolicyRouter:
     Attributes:
         policy: ``policy(obs[B, D], mask) -> (logits[B, A], value[B])``, in eval mode.
         descriptors: the candidates, in action order.
-        checkpoint: where the weights came from (None for a freshly built router).
+        checkpoint: where the weights came from: a checkpoint directory or an exported folder
+            (None for a freshly built router).
     """
 
     policy: nn.Module
@@ -77,7 +104,8 @@ class PolicyRouter:
     def observations(self, embeddings: np.ndarray) -> torch.Tensor:
         """``float32 [n, D]``: each query embedding followed by the descriptor features."""
         emb = np.asarray(embeddings, dtype=np.float32).reshape(-1, EMBED_DIM)
-        feats = np.broadcast_to(descriptor_features(self.descriptors).reshape(1, -1), (len(emb), 3 * len(self.descriptors)))
+        feats = descriptor_features(self.descriptors).reshape(1, -1)
+        feats = np.broadcast_to(feats, (len(emb), feats.shape[1]))
         return torch.from_numpy(np.concatenate([emb, feats], axis=1))
 
     @torch.no_grad()
@@ -105,12 +133,81 @@ def load_run_config(run_dir: str | Path) -> DictConfig:
     return OmegaConf.load(path)
 
 
-def load_router(run_dir: str | Path) -> PolicyRouter:
-    """Rebuild the router of a training run from its config and newest checkpoint.
+def descriptor_dict(descriptor: ModelDescriptor) -> dict[str, Any]:
+    """A descriptor as plain JSON data (what ``pool.json`` lists)."""
+    return asdict(descriptor)
+
+
+def descriptor_from_dict(data: Mapping[str, Any]) -> ModelDescriptor:
+    """The inverse of :func:`descriptor_dict`.
+
+    >>> d = ModelDescriptor("m", "replay", params_b=7.0, price_in=0.3, price_out=0.3)
+    >>> descriptor_from_dict(descriptor_dict(d)) == d
+    True
+    """
+    return ModelDescriptor(**{**data, "sampling": SamplingParams(**data.get("sampling", {}))})
+
+
+def observation_layout(descriptors: Sequence[ModelDescriptor]) -> dict[str, Any]:
+    """How a policy router builds its observation ``[n, D]`` (recorded in ``router_config.json``)."""
+    features = DESCRIPTOR_FEATURES * len(descriptors)
+    return {
+        "dim": EMBED_DIM + features,
+        "parts": [
+            {
+                "name": "query_embedding",
+                "size": EMBED_DIM,
+                "encoder": EMBEDDING_MODEL,
+                "recipe": "truncate to 256 tokens, mean-pool the last hidden state, L2-normalise",
+            },
+            {
+                "name": "descriptor_features",
+                "size": features,
+                "per_candidate": list(FEATURE_NAMES),
+                "order": "candidates in pool.json order, features of each candidate together",
+            },
+        ],
+    }
+
+
+def load_router(path_or_repo_id: str | Path, revision: str | None = None) -> PolicyRouter:
+    """A trained router from a run directory, an exported folder or a Hub repo id.
+
+    Args:
+        path_or_repo_id: a run directory of ``rl-router train``, a folder written by
+            ``rl-router export``, or ``"<user>/<name>"`` of a Hub repo holding such a folder.
+            A local directory wins over a repo id of the same spelling.
+        revision: Hub branch, tag or commit (repo ids only); None: the default branch.
+
+    The Hub path calls :func:`huggingface_hub.snapshot_download` and then reads the downloaded
+    folder exactly like a local export. It needs network access (or the files already in the
+    Hub cache), so the test suite, which runs offline, covers local folders only.
 
     Raises:
-        FileNotFoundError: ``run_dir`` is not a run directory, or holds no checkpoint yet.
+        FileNotFoundError: nothing loadable at ``path_or_repo_id``, or a run without checkpoints.
+        ValueError: an exported folder this version cannot read (other router kind, format
+            version or observation layout, untrusted policy class).
     """
+    path = Path(path_or_repo_id)
+    if path.is_dir():
+        if (path / RUN_CONFIG).is_file():
+            return _load_run(path)
+        if (path / ROUTER_CONFIG).is_file():
+            return load_exported(path)
+        raise FileNotFoundError(
+            f"{path} is neither a run directory of `rl-router train` (no {RUN_CONFIG}) "
+            f"nor a folder of `rl-router export` (no {ROUTER_CONFIG})"
+        )
+    if _REPO_ID.match(str(path_or_repo_id)):
+        return load_exported(_download(str(path_or_repo_id), revision))
+    raise FileNotFoundError(
+        f"{path_or_repo_id} not found: give a run directory, an exported folder or a Hub repo id "
+        "<user>/<name>"
+    )
+
+
+def _load_run(run_dir: Path) -> PolicyRouter:
+    """The router of a training run: its config and newest checkpoint."""
     cfg = load_run_config(run_dir)
     latest = ckpt.latest_checkpoint(run_dir)
     if latest is None:
@@ -119,3 +216,67 @@ def load_router(run_dir: str | Path) -> PolicyRouter:
     policy = build_policy(cfg.policy, descriptors)
     ckpt.load_policy_weights(latest, policy)
     return PolicyRouter(policy.eval(), descriptors, checkpoint=latest)
+
+
+def load_exported(folder: str | Path) -> PolicyRouter:
+    """The router of a folder written by ``rl-router export`` (see :func:`load_router`)."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    config = json.loads((folder / ROUTER_CONFIG).read_text())
+    kind = config.get("router_kind")
+    if kind != "policy":
+        raise ValueError(
+            f"{folder / ROUTER_CONFIG}: router_kind={kind!r}; rl-router {__version__} loads "
+            "'policy' routers only"
+        )
+    if config.get("format_version") != FORMAT_VERSION:
+        raise ValueError(
+            f"{folder / ROUTER_CONFIG}: format_version={config.get('format_version')!r}, this rl-router "
+            f"reads version {FORMAT_VERSION}; install the rl-router version that wrote it "
+            f"({config.get('rl_router_version')})"
+        )
+    descriptors = [descriptor_from_dict(d) for d in json.loads((folder / POOL).read_text())]
+    expected = observation_layout(descriptors)
+    if config.get("observation") != expected:
+        raise ValueError(
+            f"{folder / ROUTER_CONFIG}: observation layout {config.get('observation')} differs from what "
+            f"this rl-router builds for pool.json ({expected})"
+        )
+    policy_cfg = config["policy"]
+    _check_policy_config(policy_cfg, folder / ROUTER_CONFIG)
+    policy = build_policy(policy_cfg, descriptors)
+    policy.load_state_dict(load_file(str(folder / WEIGHTS)))
+    return PolicyRouter(policy.eval(), descriptors, checkpoint=folder)
+
+
+def _check_policy_config(policy_cfg: Mapping[str, Any], where: Path) -> None:
+    """Refuse an exported policy config that would make Hydra call anything but one of our policies.
+
+    ``instantiate`` imports and calls ``_target_`` and, recursively, any nested ``_target_``; the
+    other ``_*_`` keys change how it calls. An exported config may only name a policy class.
+    """
+    target = str(policy_cfg.get("_target_", ""))
+    if not target.startswith(TRUSTED_POLICY_PREFIX) or not issubclass(get_class(target), nn.Module):
+        raise ValueError(
+            f"{where}: policy._target_={target!r} is not a policy class of {TRUSTED_POLICY_PREFIX}*; "
+            "refusing to instantiate it"
+        )
+    special = [key for key in policy_cfg if key.startswith("_") and key != "_target_"]
+    if special or "_target_" in json.dumps({k: v for k, v in policy_cfg.items() if k != "_target_"}):
+        raise ValueError(f"{where}: the policy config may hold plain values only besides its _target_")
+
+
+def _download(repo_id: str, revision: str | None) -> Path:
+    """The files of an exported router on the Hub, in the local Hub cache (weights and JSON only)."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError
+
+    try:
+        # Never fetch pickles: an exported router is JSON, safetensors and text.
+        patterns = ["*.json", "*.safetensors", "*.txt", "*.jinja", "*.md"]
+        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns))
+    except (LocalEntryNotFoundError, RepositoryNotFoundError) as err:
+        raise FileNotFoundError(
+            f"{repo_id} is not a local directory, and the Hub repo could not be fetched: {err}"
+        ) from err
