@@ -73,6 +73,7 @@ from rl_router.pool.types import CandidatePool, ModelDescriptor, Request, Result
 
 MODES = ("select", "multi_round")
 OUTCOMES = ("recorded", "em", "f1", "reply")
+COST_REFERENCES = ("rolling", "table")
 DESCRIPTOR_FEATURES = 3  # log1p(params_b), log1p(price_in), log1p(price_out)
 
 StepReturn = tuple[Any, float, bool, bool, dict[str, Any]]
@@ -86,6 +87,9 @@ class MultiLLMQAConfig:
     mode: str = "select"  # "select" (one pick per query) or "multi_round" (Router-R1 protocol)
     alpha: float = 0.6  # cost weight of Router-R1's reward: correct -> (1 - alpha) + alpha * C
     cost_window: int = 2000  # episodes in the rolling window behind the sqrt-cost percentiles
+    # "rolling": Router-R1's percentiles over the policy's own recent episodes; "table": percentiles
+    # frozen on every candidate's recorded cost of the training rows (the trainer builds them)
+    cost_reference: str = "rolling"
     # "recorded" (replay correctness), "em" / "f1" against golden answers, or "reply" (the answer a
     # sentence-long candidate reply states: rewards.outcome.reply_match)
     outcome: str = "recorded"
@@ -101,6 +105,8 @@ class MultiLLMQAConfig:
             raise ValueError(f"env.alpha={self.alpha}: Router-R1's cost weight must lie in [0, 1]")
         if self.cost_window < 2:
             raise ValueError(f"env.cost_window={self.cost_window}: needs at least 2 episodes")
+        if self.cost_reference not in COST_REFERENCES:
+            raise ValueError(f"env.cost_reference={self.cost_reference!r}: choose one of {COST_REFERENCES}")
         if self.outcome not in OUTCOMES:
             raise ValueError(f"env.outcome={self.outcome!r}: choose one of {OUTCOMES}")
         if self.mode == "multi_round" and self.outcome == "recorded":
@@ -227,6 +233,7 @@ class MultiLLMQAEnv(gym.Env):
         mode: str = "select",
         alpha: float = 0.6,
         cost_window: int = 2000,
+        cost_reference: str = "rolling",
         outcome: str = "recorded",
         shuffle: bool = True,
         normalizer: PercentileCostNormalizer | None = None,
@@ -239,6 +246,7 @@ class MultiLLMQAEnv(gym.Env):
             mode=mode,
             alpha=alpha,
             cost_window=cost_window,
+            cost_reference=cost_reference,
             outcome=outcome,
             max_routes=max_routes,
             info_token_cap=info_token_cap,
@@ -253,6 +261,12 @@ class MultiLLMQAEnv(gym.Env):
         self.model_names = [d.name for d in self.descriptors]
         self.outcome = outcome
         self.shuffle = shuffle
+        if cost_reference == "table" and (normalizer is None or not normalizer.frozen):
+            raise ValueError(
+                "env.cost_reference=table needs a normaliser frozen on reference costs "
+                "(PercentileCostNormalizer.from_reference); `rl-router train` builds it from the "
+                "training table"
+            )
         self.normalizer = normalizer or PercentileCostNormalizer(window=cost_window)
         self.reward_fn = RouterR1Reward(alpha=alpha)
         self.max_routes = max_routes

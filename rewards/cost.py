@@ -54,6 +54,11 @@ class PercentileCostNormalizer:
     Degenerate spread (Q95 == Q5, e.g. every recent episode cost the same): the formula's limit is a
     step, used as is: ``C = 1`` for ``sqrt(cost) <= Q5`` (no costlier than usual), ``C = 0`` above.
 
+    A rolling window is relative to the policy's own recent spending: once a policy settles on one
+    candidate, that candidate's cheaper calls score near ``C = 1`` and switching stops paying.
+    :meth:`from_reference` freezes the percentiles on given costs instead (e.g. every candidate's
+    recorded cost on the training rows), so ``C`` measures price against the whole pool.
+
     Args:
         window: Episodes kept in the rolling window (BudgetMem: 2000).
         low: Lower percentile (Router-R1: 5).
@@ -91,6 +96,24 @@ class PercentileCostNormalizer:
         self.name = name
         self.__name__ = name  # TRL names a reward function's metric after `__name__`
         self._sqrt_costs: deque[float] = deque(maxlen=window)
+        self.frozen = False  # True: update() keeps the reference as it is
+
+    @classmethod
+    def from_reference(
+        cls, cost_usd: Sequence[float], low: float = 5.0, high: float = 95.0, name: str = "cost"
+    ) -> PercentileCostNormalizer:
+        """A normaliser whose percentiles are fixed on ``cost_usd``; :meth:`update` leaves them be.
+
+        >>> norm = PercentileCostNormalizer.from_reference([0.0, 1.0, 4.0, 9.0, 16.0])
+        >>> norm.update([100.0]); [round(c, 4) for c in norm(["a", "b"], cost_usd=[4.0, 25.0])]
+        [0.5, 0.0]
+        """
+        if len(cost_usd) == 0:
+            raise ValueError("from_reference needs at least one reference cost")
+        norm = cls(window=len(cost_usd), low=low, high=high, min_history=0, name=name)
+        norm._sqrt_costs.extend(_sqrt_costs(cost_usd).tolist())
+        norm.frozen = True
+        return norm
 
     @property
     def num_episodes(self) -> int:
@@ -99,7 +122,8 @@ class PercentileCostNormalizer:
 
     def update(self, cost_usd: Sequence[float | None]) -> None:
         """Append a batch of episode costs (dollars; ``None`` skipped); the oldest fall out."""
-        self._sqrt_costs.extend(_sqrt_costs(cost_usd).tolist())
+        if not self.frozen:
+            self._sqrt_costs.extend(_sqrt_costs(cost_usd).tolist())
 
     def quantiles(self, cost_usd: Sequence[float | None] = ()) -> tuple[float, float]:
         """``(Q_low, Q_high)`` of sqrt-cost that a batch with these costs is scored against."""
@@ -133,15 +157,17 @@ class PercentileCostNormalizer:
 
     def state_dict(self) -> dict[str, Any]:
         """The window contents, for checkpoints (``resume`` must reproduce the same rewards)."""
-        return {"sqrt_costs": list(self._sqrt_costs)}
+        return {"sqrt_costs": list(self._sqrt_costs), "frozen": self.frozen}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._sqrt_costs = deque(state["sqrt_costs"], maxlen=self.window)
+        self.frozen = bool(state.get("frozen", False))
 
     def __repr__(self) -> str:
         return (
             f"PercentileCostNormalizer(window={self.window}, low={self.low}, high={self.high}, "
-            f"min_history={self.min_history}, name={self.name!r}, episodes={self.num_episodes})"
+            f"min_history={self.min_history}, name={self.name!r}, episodes={self.num_episodes}, "
+            f"frozen={self.frozen})"
         )
 
 

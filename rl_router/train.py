@@ -32,7 +32,7 @@ from rl_router.config import construct, typed
 from rl_router.data.live_table import collect_routing_table
 from rl_router.data.routing_table import RoutingTable
 from rl_router.embeddings import embed_queries
-from rl_router.eval.table_eval import evaluate_router_on_table
+from rl_router.eval.table_eval import evaluate_router_on_table, table_columns
 from rl_router.router import RUN_CONFIG, PolicyRouter, build_policy
 from rl_router.trainers import ppo
 
@@ -128,7 +128,13 @@ def train_in(cfg: DictConfig, run_dir: Path, progress: bool = True) -> dict[str,
     try:
         descriptors = list(pool.descriptors)
         embeddings = embed_queries(train_table.prompts, progress=progress)
-        normalizer = PercentileCostNormalizer(window=env_cfg.cost_window)  # one window for all sub-envs
+        if env_cfg.cost_reference == "table":
+            # every candidate's list price on every training row: C compares against the whole pool
+            normalizer = PercentileCostNormalizer.from_reference(
+                table_columns(train_table, descriptors)[1].ravel()
+            )
+        else:
+            normalizer = PercentileCostNormalizer(window=env_cfg.cost_window)  # one window for all sub-envs
 
         def make_env() -> Any:
             return construct(

@@ -109,7 +109,7 @@ def test_router_config_and_pool_describe_the_policy_router(exported):
     assert "not applicable" in config["prompt_template_note"]
     assert config["action_names"] == ["mixtral-8x7b", "gpt-4"]
     assert config["training"]["global_step"] == 256
-    assert config["training"]["env"]["alpha"] == 0.6
+    assert config["training"]["env"]["alpha"] == 0.2  # the default experiment's cost weight
 
     pool = json.loads((folder / "pool.json").read_text())
     assert [c["name"] for c in pool] == ["mixtral-8x7b", "gpt-4"]
@@ -150,7 +150,7 @@ def test_card_has_front_matter_candidates_and_usage(exported):
     assert "| 1 | gpt-4 | gpt-4-1106-preview | n/a | 24.7 | 24.7 |" in body
     assert "from rl_router import load_router" in body
     assert f'router = load_router("{REPO_ID}")' in body
-    assert "alpha = 0.6" in body
+    assert "alpha = 0.2" in body
 
 
 def test_loaded_folder_decides_exactly_like_the_run(exported):

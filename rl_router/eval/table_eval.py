@@ -189,6 +189,21 @@ def report_groups(sources: Sequence[str]) -> list[str]:
     return [source.split("/")[0] for source in sources]
 
 
+def table_columns(
+    table: RoutingTable, descriptors: Sequence[ModelDescriptor]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(scores, dollars)``, each ``[n, m]`` with columns in the order of ``descriptors``.
+
+    Table columns are matched by ``descriptor.model``; dollars are the descriptors' list prices.
+    """
+    missing = [d.model for d in descriptors if d.model not in table.models]
+    if missing:
+        raise ValueError(f"table {table.name!r} has no column for {missing}; its models are {table.models}")
+    cols = [table.models.index(d.model) for d in descriptors]
+    dollars = dollar_matrix(descriptors, table.input_tokens[:, cols], table.output_tokens[:, cols])
+    return table.scores[:, cols], dollars
+
+
 def strong_column(descriptors: Sequence[ModelDescriptor]) -> int | None:
     """The strong (priciest) model of a two-model pool, for the RouteLLM metrics; None otherwise."""
     if len(descriptors) != 2:
@@ -210,12 +225,7 @@ def evaluate_router_on_table(
         policy name -> accuracy, dollars per query, calls per query (and APGR / CPT for the router).
     """
     descriptors = router.descriptors
-    missing = [d.model for d in descriptors if d.model not in table.models]
-    if missing:
-        raise ValueError(f"table {table.name!r} has no column for {missing}; its models are {table.models}")
-    cols = [table.models.index(d.model) for d in descriptors]
-    scores = table.scores[:, cols]
-    dollars = dollar_matrix(descriptors, table.input_tokens[:, cols], table.output_tokens[:, cols])
+    scores, dollars = table_columns(table, descriptors)
     probs = router.probs(router.embed(table.prompts, progress=progress))
     strong = strong_column(descriptors)
     names = router.model_names

@@ -128,6 +128,31 @@ def test_select_mode_turns_a_failed_call_into_zero_reward():
     assert "fake failure of fake-large" in info["error"]
 
 
+def sentence_env(outcome: str, **kwargs) -> MultiLLMQAEnv:
+    pool = make_pool(["The capital of France is Paris."])
+    return MultiLLMQAEnv(pool, ROWS, np.zeros((3, 4), np.float32), outcome=outcome, alpha=0.0, **kwargs)
+
+
+def test_reply_outcome_scores_the_answer_a_sentence_states():
+    rewards = {}
+    for outcome in ("reply", "em"):
+        env = sentence_env(outcome)
+        env.reset(seed=0, options={"index": 0})
+        rewards[outcome] = env.step(0)[1]
+    assert rewards == {"reply": 1.0, "em": 0.0}  # exact match rejects the same sentence
+
+
+def test_table_cost_reference_keeps_the_percentiles_fixed():
+    frozen = PercentileCostNormalizer.from_reference([0.0, 16e-6])  # same reference as warm_normalizer
+    env = sentence_env("reply", cost_reference="table", normalizer=frozen)
+    for _ in range(3):  # a rolling window would drift towards the expensive calls it sees
+        env.reset(options={"index": 0})
+        assert env.step(0)[4]["reward_terms"]["cost"] == 0.0
+    assert frozen.quantiles() == pytest.approx((0.0002, 0.0038))
+    with pytest.raises(ValueError, match="cost_reference=table needs a normaliser frozen"):
+        sentence_env("reply", cost_reference="table")
+
+
 def test_select_mode_batches_its_picks_too():
     pool = make_pool(["Paris"], small=["Rome"])
     envs = [select_env(pool), select_env(pool)]
