@@ -99,6 +99,7 @@ def _schemas() -> list[tuple[str | None, str, type]]:
     from rl_router.policies.mlp import MLPPolicyConfig
     from rl_router.policies.router_policy import RouterPolicyConfig
     from rl_router.pool.descriptors import PoolConfig
+    from rl_router.trainers.grpo import GRPOTrainerConfig
     from rl_router.trainers.ppo import PPOConfig
 
     return [
@@ -109,6 +110,7 @@ def _schemas() -> list[tuple[str | None, str, type]]:
         ("policy", "router_schema", RouterPolicyConfig),
         ("policy", "mlp_schema", MLPPolicyConfig),
         ("trainer", "ppo_schema", PPOConfig),
+        ("trainer", "grpo_schema", GRPOTrainerConfig),
         ("pool", "pool_schema", PoolConfig),
         ("data", "routellm_schema", RoutingTableDataConfig),
         ("data", "qa_local_schema", QALocalDataConfig),

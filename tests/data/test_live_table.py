@@ -14,7 +14,7 @@ from rl_router.pool import ModelConfig, PoolConfig, build_pool
 
 def qa(source: str, n: int) -> datasets.Dataset:
     return to_dataset(
-        QAExample(id=f"{source}/{i}", question=f"{source} question {i}?", golden_answers=[str(i)], source=source)
+        QAExample(id=f"{source}/{i}", question=f"{source} q {i}?", golden_answers=[str(i)], source=source)
         for i in range(n)
     )
 

@@ -1,0 +1,391 @@
+"""GRPO trainer for LLM routers: group checks, the env rollout, masks through TRL's loss, one TRL step,
+the whole recipe on a tiny random model, configs, and (slow) two steps on SmolLM2 with a fake pool."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+from grpo_helpers import (
+    ROWS,
+    ScriptedRouter,
+    env_factory,
+    fake_pool,
+    route_then_answer,
+    tiny_model,
+    tiny_tokenizer,
+    warm_normalizer,
+)
+
+from rl_router.trainers.grpo import (
+    EnvRollout,
+    GRPOTrainerConfig,
+    HFTurnGenerator,
+    StopOnStrings,
+    grpo_dataset,
+    reward_functions,
+    tagged_prompt,
+    train_llm_router,
+)
+from rl_router.trainers.grpo_math import GroupOrderError, check_groups, turn_end
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return tiny_tokenizer()
+
+
+def prompts_for(pool, rows, repeats: int) -> list:
+    return [tagged_prompt(row, pool.descriptors, 4) for row in rows for _ in range(repeats)]
+
+
+def play(tok, script, rows=ROWS[:2], repeats=2, max_completion_tokens=512, reason=None):
+    pool = fake_pool()
+    rollout = EnvRollout(env_factory(pool, tok), ROWS, tok, 64, max_completion_tokens)
+    router = ScriptedRouter(tok, script, reason=reason)
+    out = rollout.play(prompts_for(pool, rows, repeats), router, num_generations=repeats)
+    return out, pool, router, rollout
+
+
+# -- groups hold one question each -----------------------------------------------------------------
+def test_check_groups_accepts_repeats_and_rejects_mixed_or_ragged_groups():
+    check_groups(["a", "a", "b", "b"], 2)
+    with pytest.raises(GroupOrderError, match="group 0 .* mixes questions"):
+        check_groups(["a", "b", "a", "b"], 2)  # Router-R1's defect: same index, different questions
+    with pytest.raises(GroupOrderError, match="do not split"):
+        check_groups(["a", "a", "a"], 2)
+
+
+def test_rollout_refuses_a_misordered_batch_before_calling_anyone(tok):
+    pool = fake_pool()
+    rollout = EnvRollout(env_factory(pool, tok), ROWS, tok, 64, 512)
+    router = ScriptedRouter(tok, route_then_answer())
+    interleaved = [tagged_prompt(ROWS[i], pool.descriptors, 4) for i in (0, 1, 0, 1)]
+    with pytest.raises(GroupOrderError):
+        rollout.play(interleaved, router, num_generations=2)
+    assert pool.calls == [] and router.calls == []
+
+
+# -- the rollout -----------------------------------------------------------------------------------
+def test_env_mask_covers_exactly_the_information_blocks(tok):
+    out, _, _, _ = play(tok, route_then_answer("fake-small", "Paris"))
+    assert len(out["completion_ids"]) == 4
+    for ids, mask in zip(out["completion_ids"], out["env_mask"], strict=True):
+        assert len(ids) == len(mask)
+        env_text = tok.decode([t for t, m in zip(ids, mask, strict=True) if m == 0])
+        router_text = tok.decode([t for t, m in zip(ids, mask, strict=True) if m == 1])
+        assert env_text == "\n\n<information>Paris</information>\n\n"
+        assert router_text.startswith("<think>Ask the small one.</think>\n<search>fake-small: ")
+        assert router_text.endswith("<answer>Paris</answer><|eos|>")
+        assert ids[-1] == tok.eos_token_id and mask[-1] == 1  # a policy EOS ends the trajectory
+    # the env's verdicts reach TRL as clean per-sample fields
+    assert out["question_id"] == ["capitals/0", "capitals/0", "math/0", "math/0"]
+    assert out["correct"] == [1.0, 1.0, 0.0, 0.0]
+    assert out["format_ok"] == [True] * 4 and out["calls"] == [1] * 4 and out["answer"] == ["Paris"] * 4
+    assert out["cost_usd"] == pytest.approx([0.1 / 1e6] * 4)  # one output token at $0.1 / 1M
+    assert out["episode_reward"] == pytest.approx([1.0, 1.0, 0.0, 0.0])
+    assert out["logprobs"] is None  # no vLLM: TRL recomputes them
+
+
+def test_one_generation_and_one_pool_call_per_turn(tok):
+    out, pool, router, _ = play(tok, route_then_answer("fake-large", "42"), rows=ROWS, repeats=2)
+    assert router.calls == [6, 6]  # turn 1: 6 episodes route; turn 2: 6 episodes answer
+    assert pool.calls == [6]  # all 6 routes of the turn in one pool.generate; answers call no one
+    assert out["correct"] == [0.0, 0.0, 1.0, 1.0, 0.0, 0.0]
+
+
+def test_trajectories_out_of_room_end_as_format_violations_without_eos(tok):
+    # 48 tokens hold the first turn but not its information block plus another turn
+    out, pool, router, rollout = play(tok, route_then_answer(), max_completion_tokens=48)
+    assert router.calls == [4] and pool.calls == [4]
+    assert out["format_ok"] == [False] * 4 and out["episode_reward"] == [-1.0] * 4
+    assert out["truncated"] == [True] * 4
+    assert all(ids[-1] != tok.eos_token_id for ids in out["completion_ids"])  # TRL counts them clipped
+    for ids, mask in zip(out["completion_ids"], out["env_mask"], strict=True):
+        assert len(ids) <= 48 and 0 not in mask  # the block that did not fit was not appended
+    stats = [e["truncated"] for e in rollout.take_episodes()]
+    assert stats == [True] * 4 and rollout.take_episodes() == []
+
+
+def test_a_turn_cut_by_its_budget_is_invalid_and_gets_no_eos(tok):
+    out, pool, _, _ = play(tok, lambda q, turn, k: "<think>I keep thinking and thinking", reason="length")
+    assert pool.calls == [] and out["episode_reward"] == [-1.0] * 4 and out["truncated"] == [True] * 4
+    assert all(ids[-1] != tok.eos_token_id for ids in out["completion_ids"])
+
+
+def test_hf_generator_respects_each_rows_budget(tok):
+    model = tiny_model(tok)
+    generate = HFTurnGenerator(model, tok, sample=True, temperature=1.0)
+    contexts = [
+        tok("<|user|>hi<|assistant|>")["input_ids"],
+        tok("<|user|>a longer prompt<|assistant|>")["input_ids"],
+    ]
+    segments = generate(contexts, limits=[3, 7])
+    assert len(segments[0].ids) <= 3 and len(segments[1].ids) <= 7
+    assert all(s.reason in ("stop", "eos", "length") for s in segments)
+
+
+def test_stop_criterion_reads_only_the_generated_tail(tok):
+    context = tok("<search>m: q</search>")["input_ids"]  # an earlier turn's stop string in the context
+    generated = tok("<think>x</think><answer>y</answer>")["input_ids"]
+    unfinished = generated[:3] + [tok.pad_token_id] * (len(generated) - 3)
+    rows = torch.tensor([context + unfinished, context + generated])
+    stop = StopOnStrings(tok, start=len(context))
+    assert stop(rows, scores=None).tolist() == [False, True]
+
+
+def test_turn_end_prefers_a_stop_string_to_the_padding_eos(tok):
+    ids = tok("<think>a</think><search>m: q</search>")["input_ids"] + [tok.eos_token_id] * 3
+    end, reason = turn_end(ids, 100, {tok.eos_token_id}, tok.decode)
+    assert reason == "stop" and tok.decode(ids[:end]).endswith("</search>")
+
+
+# -- no gradient from environment tokens, through TRL's own loss --------------------------------------
+def test_env_tokens_get_no_gradient_through_trl_loss(tok, tmp_path):
+    """Gradient w.r.t. the hidden states that score env tokens: zero with env_mask, non-zero without.
+
+    (The final hidden state at position ``t`` only feeds the logits of token ``t + 1``, so this is the
+    gradient through the env tokens' logits. The env tokens' *input* embeddings do get gradient, as
+    context that later router tokens attend to: that is correct and not tested.)
+    """
+    from trl import GRPOConfig, GRPOTrainer
+    from trl.trainer.utils import pad
+
+    model = tiny_model(tok)
+    out, pool, _, rollout = play(tok, route_then_answer())
+    funcs, weights = reward_functions()
+    args = GRPOConfig(
+        output_dir=str(tmp_path), per_device_train_batch_size=4, num_generations=2, max_completion_length=512,
+        use_cpu=True, bf16=False, report_to="none", beta=0.0, max_steps=1, save_strategy="no",
+        reward_weights=weights,
+    )  # fmt: skip
+    dataset = grpo_dataset(ROWS, pool.descriptors, 4)
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=funcs,
+        args=args,
+        train_dataset=dataset,
+        processing_class=tok,
+        rollout_func=rollout,
+    )
+
+    def padded(key, value, side):
+        return pad([torch.tensor(x) for x in out[key]], padding_value=value, padding_side=side)
+
+    prompt_ids, completion_ids = (
+        padded("prompt_ids", tok.pad_token_id, "left"),
+        padded("completion_ids", tok.pad_token_id, "right"),
+    )
+    prompt_mask = pad(
+        [torch.ones(len(x), dtype=torch.long) for x in out["prompt_ids"]],
+        padding_value=0,
+        padding_side="left",
+    )
+    completion_mask = pad(
+        [torch.ones(len(x), dtype=torch.long) for x in out["completion_ids"]],
+        padding_value=0,
+        padding_side="right",
+    )
+    env_mask = padded("env_mask", 1, "right")  # TRL pads env masks with 1 (padding is out of completion_mask)
+    model.eval()  # TRL's eval-mode loss normaliser: no gradient-accumulation state needed
+
+    def grad_norms(tool_mask: torch.Tensor) -> torch.Tensor:
+        model.zero_grad()
+        hidden = {}
+
+        def keep(module, args, output):
+            output.retain_grad()
+            hidden["h"] = output
+
+        handle = model.model.norm.register_forward_hook(keep)
+        inputs = {
+            "prompt_ids": prompt_ids, "prompt_mask": prompt_mask, "completion_ids": completion_ids,
+            "completion_mask": completion_mask, "advantages": torch.tensor([1.0, -1.0, 0.5, -0.5]),
+            "num_items_in_batch": (completion_mask * tool_mask).sum(), "tool_mask": tool_mask,
+        }  # fmt: skip
+        with contextlib.ExitStack() as stack:
+            stack.callback(handle.remove)
+            trainer.compute_loss(model, inputs).backward()
+        p = prompt_ids.shape[1]  # completion token c is scored from position p + c - 1
+        return hidden["h"].grad[:, p - 1 : p - 1 + completion_ids.shape[1]].norm(dim=-1)
+
+    is_env = (env_mask == 0) & (completion_mask == 1)
+    is_router = (env_mask == 1) & (completion_mask == 1)
+    assert is_env.sum() > 0
+    masked, unmasked = grad_norms(env_mask), grad_norms(torch.ones_like(env_mask))
+    assert torch.all(masked[is_env] == 0.0)
+    assert torch.all(unmasked[is_env] > 0.0)
+    assert torch.all(masked[is_router] > 0.0)
+
+
+# -- one TRL step with the env rollout ---------------------------------------------------------------
+class ScriptedRollout(EnvRollout):
+    """The env rollout with a scripted router in place of the model's generate (what TRL calls)."""
+
+    def __init__(self, *args, script, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.script = script
+
+    @contextlib.contextmanager
+    def generator(self, trainer):
+        yield ScriptedRouter(self.tokenizer, self.script)
+
+
+def test_trl_trains_one_step_on_the_rollout_and_logs_each_term(tok, tmp_path):
+    from trl import GRPOTrainer
+
+    from rl_router.loggers import NullLogger
+    from rl_router.trainers.grpo import grpo_args, metrics_callback
+
+    def script(question, turn, k):  # each group: one right answer, one format violation
+        return route_then_answer()(question, turn) if turn == 0 or k == 0 else "<think>No.</think>"
+
+    pool = fake_pool()
+    model = tiny_model(tok)
+    normalizer = warm_normalizer()
+    rollout = ScriptedRollout(
+        env_factory(pool, tok, normalizer), ROWS, tok, 64, 512, normalizer, script=script
+    )
+    cfg = GRPOTrainerConfig(
+        lr=1e-2, max_steps=1, questions_per_step=2, num_generations=2, micro_batch_size=4, beta=0.0,
+        max_turn_tokens=64, max_completion_tokens=512, progress=False, checkpoint_every=1,
+    )  # fmt: skip
+    funcs, _ = reward_functions()
+    bridge = metrics_callback(rollout, [d.name for d in pool.descriptors], NullLogger(), progress=False)
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=funcs,
+        args=grpo_args(cfg, tmp_path / "checkpoints"),
+        train_dataset=grpo_dataset(ROWS[:2], pool.descriptors, 4),
+        processing_class=tok,
+        rollout_func=rollout,
+        callbacks=[bridge],
+    )
+    trainer.train()
+    assert trainer.state.global_step == 1
+    row = next(r for r in bridge.history if "train/reward/total" in r)
+    assert row["train/reward/format"] == pytest.approx(-0.5)  # one sample per group broke the format
+    assert row["train/reward/outcome"] == pytest.approx(0.25)  # France answered Paris: right; 6 x 7: wrong
+    assert row["train/reward/total"] == pytest.approx((1.0 + 0.0 - 1.0 - 1.0) / 4)
+    assert row["rollout/route_share/fake-small"] == 1.0 and row["rollout/calls"] == 1.0
+    assert row["train/frac_reward_zero_std"] == 0.0 and row["train/grad_norm"] > 0.0
+    with open(tmp_path / "checkpoints" / "checkpoint-1" / "rollout_state.pkl", "rb") as f:
+        assert pickle.load(f)["normalizer"].num_episodes == 3 + 4  # the warm window and this batch
+
+
+# -- the recipe, configs --------------------------------------------------------------------------
+def test_config_checks_name_the_field_to_change():
+    with pytest.raises(ValueError, match="micro_batch_size=3 must divide"):
+        GRPOTrainerConfig(questions_per_step=2, num_generations=2, micro_batch_size=3)
+    with pytest.raises(ValueError, match="num_generations=1"):
+        GRPOTrainerConfig(num_generations=1)
+    with pytest.raises(ValueError, match="use_cpu=true"):
+        GRPOTrainerConfig(use_cpu=True, use_vllm=True)
+    with pytest.raises(ValueError, match="colocate"):
+        GRPOTrainerConfig(use_cpu=False, use_vllm=True, vllm_mode="server")
+
+
+@pytest.mark.parametrize(
+    ("experiment", "model", "pool", "batch", "outcome"),
+    [
+        ("router_r1", "Qwen/Qwen2.5-3B-Instruct", "router_r1", 320, "em"),
+        ("router_r1_tiny", "smollm2-135m-instruct", "local", 8, "reply"),
+    ],
+)
+def test_experiments_compose(compose, experiment, model, pool, batch, outcome):
+    from rl_router.config import typed
+
+    cfg = compose([f"experiment={experiment}"])
+    for group in ("policy", "pool", "data", "logger"):
+        typed(cfg[group])  # every group's checks pass
+    trainer, env = typed(cfg.trainer), typed(cfg.env)
+    assert (trainer.model, cfg.pool.name, trainer.generation_batch_size) == (model, pool, batch)
+    assert env.mode == "multi_round" and env.outcome == outcome
+    if experiment == "router_r1":
+        assert (trainer.lr, trainer.questions_per_step, trainer.temperature, trainer.max_steps) == (
+            1e-6,
+            64,
+            1.0,
+            225,
+        )
+        assert list(cfg.data.benchmarks) == ["nq", "hotpotqa"] and cfg.data.split == "train"
+        assert len(trainer.eval_data["benchmarks"]) == 7
+
+
+def tiny_data_overrides(tmp_path: Path) -> list[str]:
+    """The three ROWS as train and held-out data, and a fake pool that knows Paris (cheap) and 42."""
+    data = tmp_path / "qa.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    return [
+        "pool=fake",
+        "pool.models.0.fake.answers=[Paris]",
+        "pool.models.1.fake.answers=['42']",
+        "logger=none",
+        "data=qa_local",
+        f"data.path={data}",
+        f"trainer.eval_data={{_target_:rl_router.data.qa.load_qa_file,path:'{data}'}}",
+        "trainer.progress=false",
+    ]
+
+
+def test_train_llm_router_runs_sft_grpo_and_eval_on_a_tiny_model(compose, tok, tmp_path):
+    model_dir = tmp_path / "tiny-router"
+    tiny_model(tok).save_pretrained(model_dir)
+    tok.save_pretrained(model_dir)
+    overrides = [
+        f"trainer.model={model_dir}",
+        "trainer.sft_steps=2",
+        "trainer.max_steps=1",
+        "trainer.max_turn_tokens=8",
+        "trainer.max_completion_tokens=64",
+    ]
+    cfg = compose(["experiment=router_r1_tiny", *tiny_data_overrides(tmp_path), *overrides])
+    result = train_llm_router(cfg, tmp_path / "run")
+    run = Path(result["run_dir"])
+    report = json.loads((run / "report.json").read_text())
+    assert report["router"]["questions"] == 3
+    assert report["single"]["fake-small"]["accuracy"] == pytest.approx(1 / 3)  # Paris only
+    assert report["single"]["fake-large"]["accuracy"] == pytest.approx(1 / 3)  # 42 only
+    assert report["best_single"] == "fake-small"  # equally accurate, ten times cheaper
+    assert 0.0 <= report["router"]["format_valid"] <= 1.0
+    assert (run / "sft_model" / "config.json").is_file() and (run / "router" / "config.json").is_file()
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert any("sft/loss" in r for r in rows) and any("train/reward/total" in r for r in rows)
+    assert any("eval/accuracy" in r for r in rows)
+
+
+def test_resume_continues_from_the_last_checkpoint(compose, tok, tmp_path):
+    model_dir = tmp_path / "tiny-router"
+    tiny_model(tok).save_pretrained(model_dir)
+    tok.save_pretrained(model_dir)
+    base = ["experiment=router_r1_tiny", *tiny_data_overrides(tmp_path), f"trainer.model={model_dir}"]
+    base += ["trainer.sft_steps=1", "trainer.max_turn_tokens=8", "trainer.max_completion_tokens=64"]
+    base += ["trainer.checkpoint_every=1"]
+    run = tmp_path / "run"
+    first = train_llm_router(compose([*base, "trainer.max_steps=1"]), run)
+    sft_weights = (run / "sft_model" / "model.safetensors").stat().st_mtime_ns
+    second = train_llm_router(compose([*base, "trainer.max_steps=2", f"resume={run}"]), run)
+    assert [r["step"] for r in first["history"] if "train/reward/total" in r] == [1]
+    assert [r["step"] for r in second["history"] if "train/reward/total" in r] == [2]  # step 1 not redone
+    assert (run / "sft_model" / "model.safetensors").stat().st_mtime_ns == sft_weights  # SFT not redone
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "train/reward/total" in r] == [1, 2]
+    with open(run / "checkpoints" / "checkpoint-2" / "rollout_state.pkl", "rb") as f:
+        assert pickle.load(f)["normalizer"].num_episodes == 2 * 8  # the window carried across the resume
+
+
+@pytest.mark.slow
+def test_two_grpo_steps_on_smollm2_with_a_fake_pool(compose, tmp_path):
+    overrides = ["trainer.sft_steps=8", "trainer.max_steps=2"]
+    cfg = compose(["experiment=router_r1_tiny", *tiny_data_overrides(tmp_path), *overrides])
+    result = train_llm_router(cfg, tmp_path / "run")
+    steps = [r for r in result["history"] if "train/reward/total" in r]
+    assert [r["step"] for r in steps] == [1, 2]
+    assert all(r["rollout/calls"] >= 0 and -1.0 <= r["train/reward/total"] <= 1.0 for r in steps)
+    assert result["report"]["router"]["questions"] == 3
