@@ -95,18 +95,6 @@ def sweep_markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def merge_coincident(points: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
-    """One label per distinct point, so routers that collapse onto a baseline stay readable.
-
-    >>> merge_coincident({"alpha=0.9": (1.0, 0.5), "single/small": (1.0, 0.5), "oracle": (2.0, 0.9)})
-    {'alpha=0.9 = single/small': (1.0, 0.5), 'oracle': (2.0, 0.9)}
-    """
-    names: dict[tuple[float, float], list[str]] = {}
-    for name, point in points.items():
-        names.setdefault(point, []).append(name)
-    return {" = ".join(group): point for point, group in names.items()}
-
-
 def write_outputs(
     rows: list[dict[str, Any]], baselines: dict[str, tuple[float, float]], out: Path
 ) -> dict[str, Path]:
@@ -116,7 +104,7 @@ def write_outputs(
     curve = ([r["dollars_per_query"] for r in rows], [r["accuracy"] for r in rows])
     paths = {"png": out / "frontier.png", "md": out / "sweep.md", "json": out / "sweep.json"}
     plot_pareto(
-        merge_coincident(points),
+        points,
         curve,
         paths["png"],
         title=f"cost-quality sweep over alpha ({len(rows)} routers)",

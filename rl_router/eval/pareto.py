@@ -30,6 +30,18 @@ def pareto_frontier(points: Mapping[str, Point]) -> list[str]:
     return frontier
 
 
+def merge_coincident(points: Mapping[str, Point]) -> dict[str, Point]:
+    """One label per distinct point, so a router that coincides with a baseline stays readable.
+
+    >>> merge_coincident({"alpha=0.9": (1.0, 0.5), "single/small": (1.0, 0.5), "oracle": (2.0, 0.9)})
+    {'alpha=0.9 = single/small': (1.0, 0.5), 'oracle': (2.0, 0.9)}
+    """
+    names: dict[Point, list[str]] = {}
+    for name, point in points.items():
+        names.setdefault(point, []).append(name)
+    return {" = ".join(group): point for point, group in names.items()}
+
+
 def _x_scale(costs: np.ndarray) -> tuple[str, dict[str, float]]:
     positive = costs[costs > 0]
     if positive.size < 2 or positive.max() / positive.min() <= LOG_SPAN:
@@ -67,6 +79,7 @@ def plot_pareto(
     """
     if not points and curve is None:
         raise ValueError("nothing to plot: give at least one point or a curve")
+    points = merge_coincident(points)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig = Figure(figsize=(7, 5), dpi=120)

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from rl_router.eval.pareto import merge_coincident
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -108,7 +110,7 @@ def test_coincident_points_share_one_label():
         "single/cheap": (1e-5, 0.68),
         "oracle": (1.0, 0.9),
     }
-    assert sweep_cost.merge_coincident(points) == {
+    assert merge_coincident(points) == {
         "alpha=0.6 = alpha=0.9 = single/cheap": (1e-5, 0.68),
         "oracle": (1.0, 0.9),
     }
