@@ -172,6 +172,10 @@ def reply_match(
     ]
 
 
+# The QA scorers of a router's (or a candidate's) answer against golden answers, by env.outcome name.
+OUTCOME_SCORERS = {"em": exact_match, "f1": f1, "reply": reply_match}
+
+
 def recorded_correctness(
     completions: Sequence[Completion], score: Sequence[float | None], **kwargs: Any
 ) -> list[float | None]:

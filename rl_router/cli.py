@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 COMMANDS = {
     "train": ("config", "train a router (default experiment: `experiment=default`)"),
-    "eval": ("eval", "evaluate a checkpoint against baselines: `checkpoint=<run dir>`"),
+    "eval": ("eval", "evaluate a router against baselines: `checkpoint=<run dir | exported folder>`"),
     "export": ("export", "write a Hub-ready folder: `checkpoint=<run dir> repo_id=<name> [push=true]`"),
 }
 

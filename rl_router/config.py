@@ -63,14 +63,22 @@ class TrainConfig:
 class EvalConfig:
     """Root of ``rl-router eval``: a trained run's router against baselines."""
 
-    checkpoint: str = MISSING  # a run directory written by ``rl-router train``
+    checkpoint: str = MISSING  # a run directory of ``rl-router train``, an exported folder or a repo id
     out_dir: str | None = None  # where report.{json,md} and pareto.png go; None: <checkpoint>/eval
     split: str = "test"  # "test": the run's held-out rows; "all": every row (e.g. a new data.path)
     data: Any = None  # a data option (`data=routellm data.path=...`) replacing the run's; None: the run's
+    pool: Any = None  # LLM routers: a pool option serving the router's candidates; None: the run's
+    limit: int | None = None  # LLM routers: evaluate the first N rows only
+    batch_size: int = 16  # LLM routers: episodes generated together (one pool call per turn)
+    resume: bool = True  # LLM routers: reuse rows out_dir/scored.jsonl already holds for this router
 
     def __post_init__(self) -> None:
         if self.split not in ("test", "all"):
             raise ValueError(f"split={self.split!r}: use test (held-out rows) or all")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size={self.batch_size}: use 1 or more")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"limit={self.limit}: use null (every row) or 1 or more")
 
 
 @dataclass

@@ -10,9 +10,13 @@
     report.json, report.md, pareto.png    the run's evaluation of that checkpoint, when there is one
 
 No file in the folder is a pickle, and :func:`rl_router.load_router` reads it back
-(``load_router("<folder or repo id>")``) to the same decisions as the run directory. The folder
-layout is shared with the LLM routers to come: they will set ``router_kind: "llm"`` and add the
-transformers model, its tokenizer and ``prompt_template``; policy routers have no prompt template.
+(``load_router("<folder or repo id>")``) to the same decisions as the run directory.
+
+An LLM router's run (``env.mode=multi_round``) exports as a transformers folder instead
+(:func:`export_llm_router`): ``model.safetensors``, ``config.json``, ``generation_config.json`` and
+the tokenizer files (with its chat template), plus ``router_config.json`` (``router_kind: "llm"``,
+the prompt template and the protocol settings it was trained under), ``pool.json``, the model card
+and the report. ``AutoModelForCausalLM.from_pretrained(folder)`` loads it as well.
 
 ``push=true`` creates the repo and uploads the folder with :class:`huggingface_hub.HfApi`, using the
 token in ``$HF_TOKEN``; without one it stops before writing anything. Without ``push`` nothing
@@ -65,6 +69,15 @@ NO_TOKEN = (
 CARD_TAGS = ["router", "reinforcement-learning", "ppo", "llm-routing"]
 LICENSE = "apache-2.0"
 REPORT_FILES = ("report.json", "report.md", "pareto.png")
+CARD_TAGS_LLM = ["router", "reinforcement-learning", "grpo", "llm-routing", "router-r1"]
+PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt"}
+# Fixed questions on which an exported LLM router must write the same first turns as its run.
+PROBE_QUERIES = (
+    "What is the capital of Peru?",
+    "What is 17 + 25?",
+    "Who wrote the novel Moby-Dick?",
+    "Which planet is closest to the Sun?",
+)
 
 
 class HubApi(Protocol):
@@ -134,6 +147,8 @@ def export_router(run_dir: str | Path, repo_id: str, out_dir: str | Path) -> Pat
     """
     run_dir, out = Path(run_dir), Path(out_dir)
     cfg = load_run_config(run_dir)
+    if cfg.env.get("mode") == "multi_round":
+        return export_llm_router(run_dir, cfg, repo_id, out)
     latest = ckpt.latest_checkpoint(run_dir)
     if latest is None:
         raise FileNotFoundError(f"{run_dir} holds no checkpoint (checkpoints/step_*): nothing to export")
@@ -168,6 +183,170 @@ def export_router(run_dir: str | Path, repo_id: str, out_dir: str | Path) -> Pat
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def export_llm_router(run_dir: Path, cfg: DictConfig, repo_id: str, out: Path) -> Path:
+    """Write the Hub folder of a run's LLM router (``<run>/router``, else its newest TRL checkpoint).
+
+    The folder is a transformers folder (``config.json``, ``generation_config.json``,
+    ``model.safetensors``, the tokenizer files with its chat template) plus ``router_config.json``
+    (``router_kind: "llm"``, the prompt template and protocol settings), ``pool.json``, the model
+    card and the run's evaluation of that model. It is assembled beside ``out``, reloaded and
+    checked to write the same first turns as the run on :data:`PROBE_QUERIES`, then renamed into place.
+    """
+    from rl_router.llm_router import LLMRouter
+
+    if out.exists() and any(out.iterdir()) and not (out / ROUTER_CONFIG).is_file():
+        raise FileExistsError(f"out_dir={out} holds other files, not an rl-router export; choose a new one")
+    router = load_router(run_dir)
+    assert isinstance(router, LLMRouter)
+    report_dir = find_report(run_dir, router.checkpoint)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".tmp-{out.name}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        router.model.save_pretrained(str(tmp), safe_serialization=True)
+        router.tokenizer.save_pretrained(str(tmp))
+        (tmp / POOL).write_text(json.dumps([descriptor_dict(d) for d in router.descriptors], indent=2) + "\n")
+        config = llm_router_config(cfg, router)
+        (tmp / ROUTER_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+        report_md = _copy_report(report_dir, tmp)
+        card = llm_model_card(repo_id, cfg, router, report_md, (tmp / "pareto.png").is_file())
+        (tmp / "README.md").write_text(card)
+        pickles = [p.name for p in tmp.iterdir() if p.suffix in PICKLE_SUFFIXES]
+        if pickles:
+            raise RuntimeError(f"the export would hold pickle files {pickles}; refusing to write it")
+        _check_llm_round_trip(router, tmp)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def llm_router_config(cfg: DictConfig, router: Any) -> dict[str, Any]:
+    """The contents of ``router_config.json`` for an LLM router."""
+    return {
+        "router_kind": "llm",
+        "format_version": FORMAT_VERSION,
+        "rl_router_version": __version__,
+        "weights": WEIGHTS,
+        "pool": POOL,
+        "action_names": router.model_names,
+        "prompt_template": router.prompt_template,
+        "protocol": router.protocol_dict(),
+        "decision": (
+            "greedy decoding of Router-R1 turns: <think>...</think> then <search>MODEL: query</search> "
+            "(the env answers in <information>...</information>) or <answer>...</answer>"
+        ),
+        "training": {
+            "checkpoint": router.checkpoint.name if router.checkpoint else None,
+            "seed": cfg.seed,
+            "base_model": cfg.trainer.model,
+            "env": OmegaConf.to_container(cfg.env, resolve=True),
+            "trainer": OmegaConf.to_container(cfg.trainer, resolve=True),
+            "pool": OmegaConf.to_container(cfg.pool, resolve=True),
+            "data": OmegaConf.to_container(cfg.data, resolve=True),
+        },
+    }
+
+
+def llm_model_card(
+    repo_id: str, cfg: DictConfig, router: Any, report_md: str | None, has_pareto: bool
+) -> str:
+    """``README.md`` of an LLM router: front matter, protocol, candidates, usage and evaluation."""
+    meta = {
+        "library_name": "transformers",
+        "license": LICENSE,
+        "tags": [*CARD_TAGS_LLM, "rl-router"],
+        "pipeline_tag": "text-generation",
+    }
+    base = str(cfg.trainer.model)
+    if "/" in base and not Path(base).exists():
+        meta["base_model"] = base
+    p = router.protocol
+    lines = [
+        "---",
+        yaml.safe_dump(meta, sort_keys=False).rstrip(),
+        "---",
+        "",
+        f"# {repo_id.split('/')[-1]}",
+        "",
+        f"An LLM router trained with GRPO by rl-router {__version__} in Router-R1's multi-round protocol "
+        "(Zhang et al., 2025, Router-R1: Teaching LLMs Multi-Round Routing and Aggregation via "
+        "Reinforcement Learning). Given a question and the candidate list below, it thinks in "
+        "`<think>`, asks a candidate with `<search>MODEL: sub-query</search>`, reads the reply that the "
+        "caller pastes back in `<information>...</information>`, and ends with `<answer>...</answer>`. "
+        f"At most {p.max_routes} routes per question; replies are cut to {p.info_token_cap} tokens.",
+        "",
+        f"Base model: `{base}`; reward: format, outcome (`{p.outcome}`) and cost with alpha = {p.alpha} "
+        f"(a correct answer scores (1 - alpha) + alpha * C); {cfg.trainer.max_steps} GRPO steps, seed "
+        f"{cfg.seed}.",
+        "",
+        "## Candidates (as the prompt lists them)",
+        "",
+        "| name | model | params (B) | $ / 1M in | $ / 1M out | description |",
+        "|---|---|---|---|---|---|",
+    ]
+    for d in router.descriptors:
+        params = f"{d.params_b:g}" if d.params_b else "n/a"
+        prices = f"{d.price_in:g} | {d.price_out:g}"
+        lines.append(f"| {d.name} | {d.model} | {params} | {prices} | {d.description} |")
+    lines += [
+        "",
+        "## Usage",
+        "",
+        "```python",
+        "from rl_router import load_router",
+        "",
+        f'router = load_router("{repo_id}")  # or the path of this folder',
+        'router.route(["What is the capital of Peru?"])  # -> the candidate its first turn asks',
+        "router.play(pool, rows)  # whole episodes against a live rl-router pool of these candidates",
+        "```",
+        "",
+        "Plain transformers loads it too (the prompt template is in `router_config.json`):",
+        "",
+        "```python",
+        "from transformers import AutoModelForCausalLM, AutoTokenizer",
+        "",
+        f'model = AutoModelForCausalLM.from_pretrained("{repo_id}")',
+        f'tokenizer = AutoTokenizer.from_pretrained("{repo_id}")',
+        "```",
+        "",
+        f"Files: the transformers model (`{WEIGHTS}`, `config.json`, tokenizer), `{ROUTER_CONFIG}` "
+        f"(prompt template, protocol settings, training config), `{POOL}` (the candidates). No pickle files.",
+        "",
+        "## Evaluation",
+        "",
+    ]
+    if report_md is None:
+        lines += ["No evaluation report of this model was found; run `rl-router eval` on the run.", ""]
+    else:
+        lines += _demote(report_md)
+        if has_pareto:
+            lines += ["![accuracy vs cost](pareto.png)", ""]
+    lines += ["## Licence", "", f"Weights: {LICENSE}; the base model's licence applies as well.", ""]
+    return "\n".join(lines)
+
+
+def _copy_report(report_dir: Path | None, folder: Path) -> str | None:
+    """Copy the evaluation files into the export; the report's markdown, if any."""
+    if report_dir is None:
+        return None
+    for name in REPORT_FILES:
+        if (report_dir / name).is_file():
+            shutil.copy2(report_dir / name, folder / name)
+    return (folder / "report.md").read_text() if (folder / "report.md").is_file() else None
+
+
+def _check_llm_round_trip(router: Any, folder: Path) -> None:
+    """The exported LLM router must write the same first turns as the run's."""
+    expected = router.first_turns(PROBE_QUERIES)
+    got = load_exported(folder).first_turns(PROBE_QUERIES)
+    if expected != got:
+        raise RuntimeError(f"the router exported to {folder} does not reproduce {router.checkpoint}")
 
 
 def find_report(run_dir: Path, checkpoint: Path) -> Path | None:

@@ -18,10 +18,10 @@ network over ``[query embedding; descriptor features]``. Training builds it with
   ``model.safetensors`` and ``pool.json``, no pickle anywhere;
 * a *Hub repo id* (``"<user>/<name>"``) holding such a folder, fetched with ``snapshot_download``.
 
-An exported folder's ``router_config.json`` names its ``router_kind``. This module reads kind
-``"policy"`` (a small policy network over query embeddings). LLM routers (a transformers model,
-its tokenizer and a prompt template in the same folder) will be kind ``"llm"``, read by a loader of
-their own; until then such a folder is refused with a clear message.
+An exported folder's ``router_config.json`` names its ``router_kind``: ``"policy"`` (a small policy
+network over query embeddings, read here) or ``"llm"`` (a transformers model, its tokenizer and the
+protocol it was trained under: :class:`rl_router.llm_router.LLMRouter`). A run directory is an LLM
+router's when its ``env.mode`` is ``multi_round``. Both kinds answer ``router.route(queries)``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -47,6 +47,9 @@ from rl_router.pool.descriptors import PoolConfig
 from rl_router.pool.types import ModelDescriptor, SamplingParams
 from rl_router.trainers import checkpoint as ckpt
 
+if TYPE_CHECKING:
+    from rl_router.llm_router import LLMRouter
+
 RUN_CONFIG = "config.yaml"  # the resolved training config, written by `rl-router train`
 
 # The exported folder (written by rl_router.hub.export_router, read by load_router).
@@ -54,6 +57,7 @@ ROUTER_CONFIG = "router_config.json"  # router kind, policy config, observation 
 WEIGHTS = "model.safetensors"  # the policy's state dict (actor and critic), safetensors only
 POOL = "pool.json"  # the candidate descriptors, in action order
 FORMAT_VERSION = 1  # bumped when the folder layout changes incompatibly
+ROUTER_KINDS = ("policy", "llm")
 EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"  # what rl_router.embeddings runs
 FEATURE_NAMES = ("log1p(params_b)", "log1p(price_in)", "log1p(price_out)")  # per candidate, see envs
 # Exported configs may come from strangers: only our own policy classes are instantiated from them.
@@ -96,6 +100,8 @@ class PolicyRouter:
     policy: nn.Module
     descriptors: list[ModelDescriptor]
     checkpoint: Path | None = None
+
+    kind = "policy"
 
     @property
     def model_names(self) -> list[str]:
@@ -170,7 +176,7 @@ def observation_layout(descriptors: Sequence[ModelDescriptor]) -> dict[str, Any]
     }
 
 
-def load_router(path_or_repo_id: str | Path, revision: str | None = None) -> PolicyRouter:
+def load_router(path_or_repo_id: str | Path, revision: str | None = None) -> PolicyRouter | LLMRouter:
     """A trained router from a run directory, an exported folder or a Hub repo id.
 
     Args:
@@ -206,9 +212,13 @@ def load_router(path_or_repo_id: str | Path, revision: str | None = None) -> Pol
     )
 
 
-def _load_run(run_dir: Path) -> PolicyRouter:
+def _load_run(run_dir: Path) -> PolicyRouter | LLMRouter:
     """The router of a training run: its config and newest checkpoint."""
     cfg = load_run_config(run_dir)
+    if cfg.env.get("mode") == "multi_round":
+        from rl_router.llm_router import load_llm_run
+
+        return load_llm_run(run_dir, cfg)
     latest = ckpt.latest_checkpoint(run_dir)
     if latest is None:
         raise FileNotFoundError(f"{run_dir} holds no checkpoint (checkpoints/step_*): has training started?")
@@ -218,17 +228,17 @@ def _load_run(run_dir: Path) -> PolicyRouter:
     return PolicyRouter(policy.eval(), descriptors, checkpoint=latest)
 
 
-def load_exported(folder: str | Path) -> PolicyRouter:
+def load_exported(folder: str | Path) -> PolicyRouter | LLMRouter:
     """The router of a folder written by ``rl-router export`` (see :func:`load_router`)."""
     from safetensors.torch import load_file
 
     folder = Path(folder)
     config = json.loads((folder / ROUTER_CONFIG).read_text())
     kind = config.get("router_kind")
-    if kind != "policy":
+    if kind not in ROUTER_KINDS:
         raise ValueError(
             f"{folder / ROUTER_CONFIG}: router_kind={kind!r}; rl-router {__version__} loads "
-            "'policy' routers only"
+            f"{' and '.join(repr(k) for k in ROUTER_KINDS)} routers"
         )
     if config.get("format_version") != FORMAT_VERSION:
         raise ValueError(
@@ -236,6 +246,10 @@ def load_exported(folder: str | Path) -> PolicyRouter:
             f"reads version {FORMAT_VERSION}; install the rl-router version that wrote it "
             f"({config.get('rl_router_version')})"
         )
+    if kind == "llm":
+        from rl_router.llm_router import load_llm_exported
+
+        return load_llm_exported(folder, config)
     descriptors = [descriptor_from_dict(d) for d in json.loads((folder / POOL).read_text())]
     expected = observation_layout(descriptors)
     if config.get("observation") != expected:
@@ -274,7 +288,7 @@ def _download(repo_id: str, revision: str | None) -> Path:
 
     try:
         # Never fetch pickles: an exported router is JSON, safetensors and text.
-        patterns = ["*.json", "*.safetensors", "*.txt", "*.jinja", "*.md"]
+        patterns = ["*.json", "*.safetensors", "*.txt", "*.jinja", "*.md", "*.model"]
         return Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns))
     except (LocalEntryNotFoundError, RepositoryNotFoundError) as err:
         raise FileNotFoundError(

@@ -83,9 +83,11 @@ def folder(run_dir, tmp_path):
     return export_router(run_dir, "alice/random-router", tmp_path / "export")
 
 
-def test_llm_router_kind_is_refused_clearly(folder):
-    _edit_config(folder, lambda c: c.update(router_kind="llm"))
-    with pytest.raises(ValueError, match=r"router_kind='llm'; rl-router .* loads 'policy' routers only"):
+def test_unknown_router_kind_is_refused_clearly(folder):
+    _edit_config(folder, lambda c: c.update(router_kind="tree"))
+    with pytest.raises(
+        ValueError, match=r"router_kind='tree'; rl-router .* loads 'policy' and 'llm' routers"
+    ):
         load_router(folder)
 
 

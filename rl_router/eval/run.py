@@ -1,38 +1,125 @@
-"""``rl-router eval checkpoint=<run dir> [split=all] [data=routellm data.path=<dir>]``.
+"""``rl-router eval checkpoint=<run dir | exported folder> [split=all] [data=<option> ...] [pool=<option>]``.
 
-A trained router against its baselines.
+A trained router against its baselines, for both router kinds (:func:`rl_router.router.load_router`
+reads a run directory of ``rl-router train``, a folder of ``rl-router export`` or a Hub repo id):
 
-Rebuilds the router of a training run (:func:`rl_router.router.load_router`), loads the run's data
-config (or the data option given to eval), and scores the router on the held-out split (or on every
-row with ``split=all``, e.g. a new directory of RouteLLM-format CSVs). Writes ``report.json``,
-``report.md`` and ``pareto.png`` into ``out_dir`` (default ``<checkpoint>/eval``).
+* a **small-policy router** is scored on a routing table (recorded outcomes): the run's data option
+  (the one recorded in an exported folder's ``router_config.json``), or the one given to eval;
+  :func:`rl_router.eval.table_eval.evaluate_router_on_table`;
+* an **LLM router** plays greedy Router-R1 episodes against a live pool (the run's pool option, or
+  ``pool=<option>``) on QA rows, next to every single candidate, the oracle and random:
+  :func:`rl_router.eval.llm_eval.evaluate_llm_router`. Resumable: run the same command again after a
+  crash and only the rows missing from ``<out_dir>/scored.jsonl`` are scored.
+
+Which rows: ``split=test`` (default) takes the held-out split of the data (an LLM run's
+``trainer.eval_data`` when it has one, e.g. Router-R1's seven benchmarks); ``split=all`` every row.
+A data option given to eval that has no held-out split is evaluated whole. ``limit=N`` keeps the
+first N rows. Writes ``report.json``, ``report.md`` and ``pareto.png`` into ``out_dir`` (default
+``<checkpoint>/eval``).
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from rl_router.config import construct, typed
+from rl_router.config import EvalConfig, construct, typed
 from rl_router.data.routing_table import RoutingTable, RoutingTableDataConfig, concat_tables
 from rl_router.eval.table_eval import evaluate_router_on_table
-from rl_router.router import load_router, load_run_config
+from rl_router.router import ROUTER_CONFIG, RUN_CONFIG, load_router
 
 
-def eval_table(data_cfg: DictConfig, split: str) -> RoutingTable:
+def eval_table(data_cfg: Any, split: str) -> RoutingTable:
     """The routing table to evaluate on, from a data config (the run's, or one given to eval)."""
     train, test = construct(typed(OmegaConf.merge(OmegaConf.structured(RoutingTableDataConfig), data_cfg)))
     return test if split == "test" else concat_tables([train, test], name=train.name)
 
 
+def training_config(checkpoint: str | Path) -> dict[str, Any]:
+    """The training config groups behind a checkpoint: a run's ``config.yaml`` or an export's record.
+
+    Empty for a Hub repo id that is not a local folder (its record is read by the router loader).
+    """
+    path = Path(checkpoint)
+    if (path / RUN_CONFIG).is_file():
+        return OmegaConf.to_container(OmegaConf.load(path / RUN_CONFIG), resolve=True)
+    if (path / ROUTER_CONFIG).is_file():
+        return dict(json.loads((path / ROUTER_CONFIG).read_text()).get("training") or {})
+    return {}
+
+
+def qa_rows(data_cfg: Any, split: str, eval_data: Any = None, limit: int | None = None) -> list[dict]:
+    """QA rows to evaluate an LLM router on.
+
+    Args:
+        data_cfg: A data option (a loader returning a dataset, or ``(train, test)``).
+        split: ``"test"``: the held-out part (``eval_data`` when given, else ``data_cfg``'s test
+            split, else all of a loader without one); ``"all"``: every row of ``data_cfg``.
+        eval_data: A data option for the held-out rows (an LLM run's ``trainer.eval_data``).
+        limit: Keep the first ``limit`` rows.
+    """
+    from hydra.utils import instantiate
+
+    if split == "test" and eval_data is not None:
+        loaded = instantiate(eval_data)
+        rows = list(loaded[1] if isinstance(loaded, tuple) else loaded)
+    else:
+        loaded = instantiate(data_cfg)
+        if isinstance(loaded, tuple):
+            rows = list(loaded[1]) if split == "test" else [*loaded[0], *loaded[1]]
+        else:
+            rows = list(loaded)
+    return [dict(r) for r in rows][:limit]
+
+
+def build_pool_from(pool_cfg: Any) -> Any:
+    """A live pool from a pool option (a DictConfig, or the plain dict an export recorded)."""
+    from rl_router.pool import PoolConfig, build_pool
+
+    return build_pool(OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(PoolConfig), pool_cfg)))
+
+
 def run_eval(cfg: DictConfig) -> dict:
     """The Hydra task of ``rl-router eval``."""
-    run_dir = Path(cfg.checkpoint)
-    out_dir = Path(cfg.out_dir) if cfg.out_dir else run_dir / "eval"
-    router = load_router(run_dir)
-    table = eval_table(cfg.data if cfg.data is not None else load_run_config(run_dir).data, cfg.split)
-    report = evaluate_router_on_table(router, table, out_dir, progress=True)
+    config: EvalConfig = typed(cfg)
+    out_dir = Path(config.out_dir) if config.out_dir else Path(config.checkpoint) / "eval"
+    training = training_config(config.checkpoint)
+    router = load_router(config.checkpoint)
+    if router.kind == "llm":
+        report = run_llm_eval(cfg, router, out_dir)
+    else:
+        data_cfg = cfg.data if cfg.data is not None else training.get("data")
+        if data_cfg is None:
+            raise ValueError(f"{config.checkpoint}: no data recorded with this router; give data=<option>")
+        report = evaluate_router_on_table(router, eval_table(data_cfg, config.split), out_dir, progress=True)
     print((out_dir / "report.md").read_text())
     print(f"report: {out_dir}/report.json, {out_dir}/report.md, {out_dir}/pareto.png")
     return report
+
+
+def run_llm_eval(cfg: DictConfig, router: Any, out_dir: Path) -> dict:
+    """An LLM router's episodes and its baselines on QA rows against a live pool (module docstring)."""
+    from rl_router.eval.llm_eval import evaluate_llm_router
+
+    training: Mapping[str, Any] = router.training
+    pool_cfg = cfg.pool if cfg.get("pool") is not None else training.get("pool")
+    if pool_cfg is None:
+        raise ValueError(f"{router.checkpoint}: no pool recorded with this router; give eval pool=<option>")
+    if cfg.data is not None:
+        rows = qa_rows(cfg.data, cfg.split, limit=cfg.limit)
+    else:
+        if training.get("data") is None:
+            raise ValueError(f"{router.checkpoint}: no data recorded with this router; give data=<option>")
+        eval_data = (training.get("trainer") or {}).get("eval_data")
+        rows = qa_rows(training["data"], cfg.split, eval_data=eval_data, limit=cfg.limit)
+    pool = build_pool_from(pool_cfg)
+    try:
+        return evaluate_llm_router(
+            router, pool, rows, out_dir, batch_size=cfg.batch_size, resume=cfg.resume, progress=True
+        )
+    finally:
+        pool.close()

@@ -29,7 +29,8 @@ logged on its own as ``train/reward/<term>``).
 
 :func:`train_llm_router` reads top to bottom: setup, data and pool, SFT warm start
 (:mod:`rl_router.trainers.sft`), GRPO, evaluation on the held-out questions against each single
-candidate (``report.json`` / ``report.md``).
+candidate, oracle and random (:mod:`rl_router.eval.llm_eval`; ``report.json`` / ``report.md`` /
+``pareto.png``, resumable from ``eval/scored.jsonl``).
 
 GPU notes (not testable on the CPU machines this was written on): ``trainer.use_vllm=true`` makes
 each turn one call of TRL's own vLLM engine (``trainer.vllm_generation``, weights synced by TRL
@@ -50,6 +51,7 @@ import math
 import os
 import pickle
 import random
+import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -62,9 +64,8 @@ import torch
 from envs.multi_llm_qa import MultiLLMQAEnv, batched_step
 from envs.router_r1_protocol import prompt_messages
 from rewards.cost import PercentileCostNormalizer
-from rewards.outcome import exact_match, f1, reply_match
-from rl_router.pool.types import CandidatePool, ModelDescriptor, Request
-from rl_router.trainers.grpo_math import STOP_STRINGS, check_groups, episode_stats, sub_query, turn_end
+from rl_router.pool.types import ModelDescriptor
+from rl_router.trainers.grpo_math import STOP_STRINGS, check_groups, episode_stats, turn_end
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -75,10 +76,8 @@ log = logging.getLogger(__name__)
 LOSS_TYPES = ("grpo", "dapo", "dr_grpo", "bnpo", "cispo", "sapo")
 SCALE_REWARDS = ("group", "batch", "none")
 REWARD_TERMS = ("format", "outcome", "cost", "cost_usd")  # the env's info["reward_terms"] keys
-OUTCOME_SCORERS = {"em": exact_match, "f1": f1, "reply": reply_match}
 ROLLOUT_STATE = "rollout_state.pkl"  # the cost normaliser's window, saved in every TRL checkpoint
 SFT_DIR = "sft_model"  # the warm-started router (input of GRPO)
-ROUTER_DIR = "router"  # the trained router: weights + tokenizer, loadable by from_pretrained
 
 
 @dataclass
@@ -727,115 +726,6 @@ def grpo_args(cfg: GRPOTrainerConfig, output_dir: Path) -> Any:
     )
 
 
-# ------------------------------------------------------------------------------------- evaluation
-def single_model_baselines(
-    pool: CandidatePool, rows: Sequence[Mapping[str, Any]], outcome: str
-) -> dict[str, dict[str, float]]:
-    """Each candidate answering every question alone (one batched pool call), scored like the env.
-
-    Dollars use Router-R1's charge (output tokens x ``price_out``), as the router's do.
-    """
-    descriptors = list(pool.descriptors)
-    requests = [
-        Request(d.name, ({"role": "user", "content": sub_query(row)},)) for row in rows for d in descriptors
-    ]
-    results = pool.generate(requests)
-    scorer = OUTCOME_SCORERS[outcome]
-    out = {}
-    for j, d in enumerate(descriptors):
-        mine = results[j :: len(descriptors)]
-        scores = scorer([r.text for r in mine], golden_answers=[list(row["golden_answers"]) for row in rows])
-        n = max(len(rows), 1)
-        out[d.name] = {
-            "questions": len(rows),
-            "format_valid": None,  # candidates answer directly: no protocol to break
-            "accuracy": sum(float(s or 0.0) for s in scores) / n,
-            "dollars_per_question": sum(d.price_out * r.output_tokens / 1e6 for r in mine) / n,
-            "list_dollars_per_question": sum(r.cost_usd for r in mine) / n,
-            "calls_per_question": 1.0,
-            "candidate_errors": sum(r.error is not None for r in mine),
-        }
-    return out
-
-
-def summarize_episodes(episodes: Sequence[Mapping[str, Any]], model_names: Sequence[str]) -> dict[str, Any]:
-    """Held-out metrics of the router: format-valid rate, accuracy, dollars and calls per question."""
-    stats = episode_stats(episodes, model_names)
-    n = max(len(episodes), 1)
-    return {
-        "questions": len(episodes),
-        "format_valid": stats.get("rollout/format_valid", 0.0),
-        "accuracy": stats.get("rollout/accuracy", 0.0),
-        "dollars_per_question": stats.get("rollout/cost_usd", 0.0),
-        "list_dollars_per_question": sum(float(e["list_cost_usd"]) for e in episodes) / n,
-        "calls_per_question": stats.get("rollout/calls", 0.0),
-        "truncated": stats.get("rollout/truncated", 0.0),
-        "route_share": {m: stats.get(f"rollout/route_share/{m}", 0.0) for m in model_names},
-    }
-
-
-def evaluate_llm_router(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    pool: CandidatePool,
-    rows: Sequence[Mapping[str, Any]],
-    make_env: Callable[[Mapping[str, Any]], MultiLLMQAEnv],
-    *,
-    outcome: str,
-    max_turn_tokens: int,
-    max_completion_tokens: int,
-    batch_size: int = 16,
-    out_dir: Path | None = None,
-) -> dict[str, Any]:
-    """Greedy router episodes on held-out rows vs each single candidate; writes report.{json,md}.
-
-    Returns:
-        ``{"router": {...}, "single": {model: {...}}, "best_single": name, "router_cost_ratio": x}``
-        where the ratio is the router's dollars per question over the best single candidate's (the
-        most accurate one; the cheaper on ties).
-    """
-    names = [d.name for d in pool.descriptors]
-    max_routes = make_env(rows[0]).max_routes
-    rollout = EnvRollout(make_env, rows, tokenizer, max_turn_tokens, max_completion_tokens)
-    generate = HFTurnGenerator(model.eval(), tokenizer, sample=False, chunk=batch_size)
-    prompts = [tagged_prompt(row, pool.descriptors, max_routes) for row in rows]
-    for start in range(0, len(prompts), batch_size):
-        rollout.play(prompts[start : start + batch_size], generate, num_generations=1)
-    router = summarize_episodes(rollout.take_episodes(), names)
-    single = single_model_baselines(pool, rows, outcome)
-    best = min(single, key=lambda m: (-single[m]["accuracy"], single[m]["dollars_per_question"]))
-    best_dollars = single[best]["dollars_per_question"]
-    ratio = router["dollars_per_question"] / best_dollars if best_dollars > 0 else math.nan
-    report = {"router": router, "single": single, "best_single": best, "router_cost_ratio": ratio}
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "report.json").write_text(json.dumps(report, indent=2))
-        (out_dir / "report.md").write_text(report_markdown(report))
-    return report
-
-
-def report_markdown(report: Mapping[str, Any]) -> str:
-    """The held-out table: router and each single candidate."""
-    lines = [
-        "| policy | questions | format-valid | accuracy | $ / question | calls / question |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
-    rows = [("router", report["router"])] + [(f"only {m}", r) for m, r in report["single"].items()]
-    for name, r in rows:
-        valid = "n/a" if r["format_valid"] is None else f"{r['format_valid']:.3f}"
-        lines.append(
-            f"| {name} | {r['questions']} | {valid} | {r['accuracy']:.3f} | "
-            f"{r['dollars_per_question']:.3e} | {r['calls_per_question']:.2f} |"
-        )
-    shares = ", ".join(f"{m} {s:.2f}" for m, s in report["router"]["route_share"].items())
-    lines += [
-        "",
-        f"Router route shares: {shares}. Best single candidate: {report['best_single']}; "
-        f"router cost ratio {report['router_cost_ratio']:.3f}.",
-    ]
-    return "\n".join(lines) + "\n"
-
-
 # ------------------------------------------------------------------------------------- the recipe
 def drop_metrics_after(path: Path, step: int) -> None:
     """Drop the ``metrics.jsonl`` rows a resumed run redoes: those logged after ``step`` (SFT rows stay)."""
@@ -883,6 +773,8 @@ def train_llm_router(cfg: DictConfig, run_dir: Path, progress: bool | None = Non
     from trl import GRPOTrainer
 
     from rl_router.config import construct, typed
+    from rl_router.eval.llm_eval import evaluate_llm_router
+    from rl_router.llm_router import ROUTER_DIR, LLMRouter, ProtocolSettings
     from rl_router.loggers import JsonlLogger, MultiLogger
     from rl_router.router import RUN_CONFIG
     from rl_router.trainers import sft
@@ -988,27 +880,33 @@ def train_llm_router(cfg: DictConfig, run_dir: Path, progress: bool | None = Non
         tokenizer.save_pretrained(str(router_dir))
 
         # ------------------------------------------------------------ evaluate
-        report = evaluate_llm_router(
-            trainer.accelerator.unwrap_model(trainer.model),
+        router = LLMRouter(
+            trainer.accelerator.unwrap_model(trainer.model).eval(),
             tokenizer,
+            descriptors,
+            ProtocolSettings.from_run(OmegaConf.to_container(cfg.env, resolve=True), cfg.trainer),
+            checkpoint=router_dir,
+            training=config,
+        )
+        report = evaluate_llm_router(
+            router,
             pool,
             test_rows,
-            env_factory(PercentileCostNormalizer(window=env_cfg.cost_window)),
-            outcome=env_cfg.outcome,
-            max_turn_tokens=trainer_cfg.max_turn_tokens,
-            max_completion_tokens=trainer_cfg.max_completion_tokens,
+            run_dir / "eval",
             batch_size=trainer_cfg.eval_batch_size,
-            out_dir=run_dir,
+            progress=trainer_cfg.progress,
         )
+        for name in ("report.json", "report.md", "pareto.png"):  # beside the run, as PPO runs have it
+            shutil.copy2(run_dir / "eval" / name, run_dir / name)
     finally:
         pool.close()
-    router = report["router"]
+    summary = report["router"]
     logger.log(
         {
-            "eval/accuracy": router["accuracy"],
-            "eval/format_valid": router["format_valid"],
-            "eval/cost_usd": router["dollars_per_question"],
-            "eval/calls": router["calls_per_question"],
+            "eval/accuracy": summary["accuracy"],
+            "eval/format_valid": summary["format_valid"],
+            "eval/cost_usd": summary["dollars_per_question"],
+            "eval/calls": summary["calls_per_question"],
         },
         trainer.state.global_step,
     )
