@@ -36,6 +36,8 @@ from rl_router.pool.types import CandidatePool, ModelDescriptor
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+    from rl_router.trainers.grpo import TurnGenerator
+
 ROUTER_DIR = "router"  # where `rl-router train` saves the trained LLM router of a run
 ANSWERS_ITSELF = "<answer>"  # route(): the first turn answers without asking a candidate
 INVALID_TURN = "<invalid>"  # route(): the first turn breaks the protocol
@@ -184,12 +186,13 @@ class LLMRouter:
         rows: Sequence[Mapping[str, Any]],
         batch_size: int = 16,
         normalizer: PercentileCostNormalizer | None = None,
+        generate: TurnGenerator | None = None,
     ) -> list[dict[str, Any]]:
         """Greedy episodes on ``rows`` against ``pool``: the env's episode records, in row order.
 
         Each batch of ``batch_size`` episodes generates its turns together and sends each turn's
         routes in one pool call. ``normalizer`` is the cost window the rewards are scored against
-        (a fresh one when None).
+        (a fresh one when None); ``generate`` writes the turns (default: the model, greedily).
         """
         from rl_router.trainers.grpo import EnvRollout, HFTurnGenerator, tagged_prompt
 
@@ -207,7 +210,8 @@ class LLMRouter:
             self.protocol.max_turn_tokens,
             self.protocol.max_completion_tokens,
         )
-        generate = HFTurnGenerator(self.model.eval(), self.tokenizer, sample=False, chunk=batch_size)
+        if generate is None:
+            generate = HFTurnGenerator(self.model.eval(), self.tokenizer, sample=False, chunk=batch_size)
         episodes = []
         for start in range(0, len(rows), batch_size):
             chunk = rows[start : start + batch_size]

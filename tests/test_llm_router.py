@@ -1,0 +1,181 @@
+"""LLM routers: loading a run, exporting it for the Hub, loading it back, and `rl-router eval` on both."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from grpo_helpers import ROWS, tiny_model, tiny_tokenizer
+from omegaconf import OmegaConf
+
+from rl_router import load_router
+from rl_router.eval.run import run_eval
+from rl_router.hub import PROBE_QUERIES, export_router
+from rl_router.llm_router import ANSWERS_ITSELF, INVALID_TURN, LLMRouter, router_model_dir
+
+REPO_ID = "alice/tiny-llm-router"
+PICKLE_MAGIC = b"\x80"  # every pickle protocol >= 2 starts with PROTO
+
+
+def data_overrides(tmp: Path) -> list[str]:
+    data = tmp / "qa.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    return [
+        "pool=fake",
+        "pool.models.0.fake.answers=[Paris]",
+        "pool.models.1.fake.answers=['42']",
+        "logger=none",
+        "data=qa_local",
+        f"data.path={data}",
+        f"trainer.eval_data={{_target_:rl_router.data.qa.load_qa_file,path:'{data}'}}",
+    ]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A run directory as `rl-router train experiment=router_r1_tiny` leaves it: config and router/."""
+    from hydra import compose, initialize_config_dir
+
+    from rl_router.cli import conf_dir
+    from rl_router.config import register_configs
+
+    tmp = tmp_path_factory.mktemp("llm-run")
+    overrides = [
+        "experiment=router_r1_tiny",
+        *data_overrides(tmp),
+        "trainer.max_turn_tokens=12",
+        "trainer.max_completion_tokens=96",
+    ]
+    register_configs()
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides)
+    run = tmp / "run"
+    run.mkdir()
+    OmegaConf.save(cfg, run / "config.yaml", resolve=True)
+    tok = tiny_tokenizer()
+    tiny_model(tok, seed=3).save_pretrained(run / "router")
+    tok.save_pretrained(run / "router")
+    return run
+
+
+def test_a_run_loads_as_an_llm_router(run_dir):
+    router = load_router(run_dir)
+    assert isinstance(router, LLMRouter) and router.kind == "llm"
+    assert router.model_names == ["fake-small", "fake-large"]
+    assert (router.protocol.max_routes, router.protocol.max_turn_tokens, router.protocol.outcome) == (
+        2,
+        12,
+        "reply",
+    )
+    routes = router.route(list(PROBE_QUERIES))
+    assert len(routes) == 4 and all(r in (*router.model_names, ANSWERS_ITSELF, INVALID_TURN) for r in routes)
+    turns = router.first_turns(list(PROBE_QUERIES))
+    assert turns == router.first_turns(list(PROBE_QUERIES))  # greedy: the same every time
+    assert all(len(t) <= 12 * 16 for t in turns)  # 12 new tokens at most (a token is <= 16 chars here)
+
+
+def test_the_newest_trl_checkpoint_stands_in_for_a_missing_router(tmp_path):
+    for step in (2, 10, 9):
+        (tmp_path / "checkpoints" / f"checkpoint-{step}").mkdir(parents=True)
+        (tmp_path / "checkpoints" / f"checkpoint-{step}" / "config.json").write_text("{}")
+    assert router_model_dir(tmp_path).name == "checkpoint-10"  # numeric order, not text order
+    (tmp_path / "router").mkdir()
+    (tmp_path / "router" / "config.json").write_text("{}")
+    assert router_model_dir(tmp_path).name == "router"
+    with pytest.raises(FileNotFoundError, match=r"holds no trained LLM router"):
+        router_model_dir(tmp_path / "nothing")
+
+
+@pytest.fixture(scope="module")
+def exported(run_dir, tmp_path_factory):
+    return export_router(run_dir, REPO_ID, tmp_path_factory.mktemp("export") / "tiny-llm-router")
+
+
+def test_the_export_is_a_transformers_folder_without_pickles(exported):
+    names = {p.name for p in exported.iterdir()}
+    assert {
+        "model.safetensors",
+        "config.json",
+        "tokenizer.json",
+        "router_config.json",
+        "pool.json",
+        "README.md",
+    } <= names
+    for path in exported.iterdir():
+        assert not path.read_bytes().startswith(PICKLE_MAGIC), f"{path.name} is a pickle"
+        assert path.suffix not in {".bin", ".pt", ".pth", ".pkl", ".ckpt"}
+    config = json.loads((exported / "router_config.json").read_text())
+    assert config["router_kind"] == "llm"
+    assert config["protocol"]["max_routes"] == 2 and "{question}" in config["prompt_template"]
+    assert config["training"]["pool"]["models"][0]["name"] == "fake-small"
+    assert [d["name"] for d in json.loads((exported / "pool.json").read_text())] == [
+        "fake-small",
+        "fake-large",
+    ]
+    card = (exported / "README.md").read_text()
+    meta = yaml.safe_load(card.split("---")[1])
+    assert meta["library_name"] == "transformers" and "grpo" in meta["tags"]
+    assert "| fake-small | " in card and "AutoModelForCausalLM.from_pretrained" in card
+
+
+def test_the_export_decides_like_the_run_and_loads_in_plain_transformers(run_dir, exported):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    run, back = load_router(run_dir), load_router(exported)
+    queries = [*PROBE_QUERIES, *(r["question"] for r in ROWS)]
+    assert back.first_turns(queries) == run.first_turns(queries)
+    assert back.route(queries) == run.route(queries)
+    model = AutoModelForCausalLM.from_pretrained(exported)
+    tok = AutoTokenizer.from_pretrained(exported)
+    ids = torch.tensor([tok("What is the capital of Peru?")["input_ids"]])
+    with torch.no_grad():
+        assert torch.equal(model(ids).logits, run.model(ids).logits)
+
+
+def eval_config(checkpoint, out_dir, *extra):
+    from hydra import compose, initialize_config_dir
+
+    from rl_router.cli import conf_dir
+    from rl_router.config import register_configs
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        return compose(
+            config_name="eval", overrides=[f"checkpoint={checkpoint}", f"out_dir={out_dir}", *extra]
+        )
+
+
+def test_eval_runs_on_the_run_and_on_its_export_alike(run_dir, exported, tmp_path):
+    from_run = run_eval(eval_config(run_dir, tmp_path / "run-eval"))
+    from_export = run_eval(eval_config(exported, tmp_path / "export-eval"))
+    assert from_run["router"]["questions"] == 3  # the recorded eval_data: the three rows
+    assert from_run["single"]["fake-small"]["accuracy"] == pytest.approx(
+        1 / 3
+    )  # the recorded pool knows Paris
+    assert from_export["policies"] == from_run["policies"]
+    again = run_eval(eval_config(exported, tmp_path / "export-eval"))
+    assert again["meta"]["resumed_rows"] == 9
+
+
+def test_eval_takes_another_pool_and_data_and_a_limit(exported, tmp_path):
+    data = tmp_path / "more.jsonl"
+    data.write_text("".join(json.dumps({**r, "id": f"x/{i}"}) + "\n" for i, r in enumerate(ROWS * 2)))
+    extra = [
+        "pool=fake",
+        "pool.models.0.fake.answers=[Lima]",
+        "data=qa_local",
+        f"data.path={data}",
+        "limit=4",
+    ]
+    report = run_eval(eval_config(exported, tmp_path / "eval", *extra))
+    assert report["router"]["questions"] == 4
+    assert report["single"]["fake-small"]["accuracy"] == pytest.approx(1 / 4)  # Peru, once in the first 4
+
+
+def test_eval_refuses_a_pool_with_other_candidates(exported, tmp_path):
+    extra = ["pool=fake", "pool.models.0.name=other-small"]
+    with pytest.raises(ValueError, match=r"trained to route between \['fake-small', 'fake-large'\]"):
+        run_eval(eval_config(exported, tmp_path / "eval", *extra))
