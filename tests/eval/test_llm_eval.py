@@ -6,9 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-
-from rl_router.eval.llm_eval import SCORED, evaluate_llm_router
-from rl_router.llm_router import LLMRouter, ProtocolSettings
 from grpo_helpers import (
     ANSWER,
     ROUTE_LARGE,
@@ -19,6 +16,9 @@ from grpo_helpers import (
     tiny_model,
     tiny_tokenizer,
 )
+
+from rl_router.eval.llm_eval import SCORED, evaluate_llm_router
+from rl_router.llm_router import LLMRouter, ProtocolSettings
 
 # Capitals go to fake-small (always "Paris"), arithmetic to fake-large (always "42"); the answer
 # copies what the candidate said. Right on France and on 6 x 7, wrong on Peru.
