@@ -256,3 +256,17 @@ def test_export_of_a_directory_without_a_run_says_so(tmp_path):
     with pytest.raises(FileNotFoundError, match="must be a run directory"):
         export_router(tmp_path, REPO_ID, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_eval_reads_an_exported_policy_folder_like_its_run(exported, tmp_path):
+    from rl_router.eval.run import run_eval
+
+    run_dir, folder = exported
+    from_run = run_eval(compose("eval", [f"checkpoint={run_dir}", f"out_dir={tmp_path / 'run'}"]))
+    from_folder = run_eval(compose("eval", [f"checkpoint={folder}", f"out_dir={tmp_path / 'folder'}"]))
+    # the folder's router_config.json records the data option, so both evaluate the same held-out rows
+    assert from_folder["meta"]["rows"] == from_run["meta"]["rows"] > 0
+    assert from_folder["overall"] == from_run["overall"]
+    assert (tmp_path / "folder" / "report.md").read_text().splitlines()[1:] == (
+        tmp_path / "run" / "report.md"
+    ).read_text().splitlines()[1:]
