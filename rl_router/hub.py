@@ -30,7 +30,7 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -152,30 +152,44 @@ def export_router(run_dir: str | Path, repo_id: str, out_dir: str | Path) -> Pat
     latest = ckpt.latest_checkpoint(run_dir)
     if latest is None:
         raise FileNotFoundError(f"{run_dir} holds no checkpoint (checkpoints/step_*): nothing to export")
-    if out.exists() and any(out.iterdir()) and not (out / ROUTER_CONFIG).is_file():
-        raise FileExistsError(f"out_dir={out} holds other files, not an rl-router export; choose a new one")
     descriptors = pool_descriptors(cfg.pool)
     report_dir = find_report(run_dir, latest)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".tmp-{out.name}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+    def write(tmp: Path) -> None:
         weights = load_file(str(latest / "policy.safetensors"))
         save_file(weights, str(tmp / WEIGHTS), metadata={"format": "pt"})
         (tmp / POOL).write_text(json.dumps([descriptor_dict(d) for d in descriptors], indent=2) + "\n")
         config = router_config(cfg, descriptors, latest)
         (tmp / ROUTER_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
-        report_md = None
-        if report_dir is not None:
-            for name in REPORT_FILES:
-                if (report_dir / name).is_file():
-                    shutil.copy2(report_dir / name, tmp / name)
-            report_md = (tmp / "report.md").read_text() if (tmp / "report.md").is_file() else None
-        has_pareto = (tmp / "pareto.png").is_file()
-        card = model_card(repo_id, cfg, descriptors, config["training"], report_md, has_pareto)
+        report_md = _copy_report(report_dir, tmp)
+        card = model_card(
+            repo_id, cfg, descriptors, config["training"], report_md, (tmp / "pareto.png").is_file()
+        )
         (tmp / "README.md").write_text(card)
         _check_round_trip(run_dir, tmp)
+
+    return _assemble(out, write)
+
+
+def _assemble(out: Path, write: Callable[[Path], None]) -> Path:
+    """Write a folder through ``write(tmp)`` in a temporary directory beside ``out``, then rename it.
+
+    ``out`` is replaced only when ``write`` returned (it checks the load-back); on any error the
+    temporary directory goes and ``out`` is left as it was.
+
+    Raises:
+        FileExistsError: ``out`` holds files but is not an earlier export.
+    """
+    if out.exists() and any(out.iterdir()) and not (out / ROUTER_CONFIG).is_file():
+        raise FileExistsError(f"out_dir={out} holds other files, not an rl-router export; choose a new one")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".tmp-{out.name}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        write(tmp)
+        pickles = [p.name for p in tmp.iterdir() if p.suffix in PICKLE_SUFFIXES]
+        if pickles:
+            raise RuntimeError(f"the export would hold pickle files {pickles}; refusing to write it")
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)
@@ -196,34 +210,21 @@ def export_llm_router(run_dir: Path, cfg: DictConfig, repo_id: str, out: Path) -
     """
     from rl_router.llm_router import LLMRouter
 
-    if out.exists() and any(out.iterdir()) and not (out / ROUTER_CONFIG).is_file():
-        raise FileExistsError(f"out_dir={out} holds other files, not an rl-router export; choose a new one")
     router = load_router(run_dir)
     assert isinstance(router, LLMRouter)
     report_dir = find_report(run_dir, router.checkpoint)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".tmp-{out.name}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+
+    def write(tmp: Path) -> None:
         router.model.save_pretrained(str(tmp), safe_serialization=True)
         router.tokenizer.save_pretrained(str(tmp))
         (tmp / POOL).write_text(json.dumps([descriptor_dict(d) for d in router.descriptors], indent=2) + "\n")
-        config = llm_router_config(cfg, router)
-        (tmp / ROUTER_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+        (tmp / ROUTER_CONFIG).write_text(json.dumps(llm_router_config(cfg, router), indent=2) + "\n")
         report_md = _copy_report(report_dir, tmp)
         card = llm_model_card(repo_id, cfg, router, report_md, (tmp / "pareto.png").is_file())
         (tmp / "README.md").write_text(card)
-        pickles = [p.name for p in tmp.iterdir() if p.suffix in PICKLE_SUFFIXES]
-        if pickles:
-            raise RuntimeError(f"the export would hold pickle files {pickles}; refusing to write it")
         _check_llm_round_trip(router, tmp)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+
+    return _assemble(out, write)
 
 
 def llm_router_config(cfg: DictConfig, router: Any) -> dict[str, Any]:
@@ -321,14 +322,16 @@ def llm_model_card(
         "## Evaluation",
         "",
     ]
-    if report_md is None:
-        lines += ["No evaluation report of this model was found; run `rl-router eval` on the run.", ""]
-    else:
-        lines += _demote(report_md)
-        if has_pareto:
-            lines += ["![accuracy vs cost](pareto.png)", ""]
+    lines += _evaluation_section(report_md, has_pareto)
     lines += ["## Licence", "", f"Weights: {LICENSE}; the base model's licence applies as well.", ""]
     return "\n".join(lines)
+
+
+def _evaluation_section(report_md: str | None, has_pareto: bool) -> list[str]:
+    """The card's evaluation: the run's report.md (headings demoted) and its plot."""
+    if report_md is None:
+        return ["No evaluation report of this checkpoint was found; run `rl-router eval` on the run.", ""]
+    return _demote(report_md) + (["![accuracy vs cost](pareto.png)", ""] if has_pareto else [])
 
 
 def _copy_report(report_dir: Path | None, folder: Path) -> str | None:
@@ -466,12 +469,7 @@ def model_card(
         "## Evaluation",
         "",
     ]
-    if report_md is None:
-        lines += ["No evaluation report of this checkpoint was found; run `rl-router eval` on the run.", ""]
-    else:
-        lines += _demote(report_md)
-        if has_pareto:
-            lines += ["![accuracy vs cost](pareto.png)", ""]
+    lines += _evaluation_section(report_md, has_pareto)
     lines += ["## Licence", "", "Weights: Apache-2.0."]
     if datasets == ["routellm"]:
         lines[-1] += " The RouteLLM recorded outcomes used for training are Apache-2.0 (lm-sys/RouteLLM)."

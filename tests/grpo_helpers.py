@@ -7,7 +7,9 @@ decodes exactly, with an EOS, a pad token and a chat template; nothing is downlo
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 
@@ -196,3 +198,19 @@ def route_then_answer(model: str = "fake-small", answer: str = "Paris"):
         return route.format(q=question) if turn == 0 else ANSWER.format(a=answer)
 
     return script
+
+
+def tiny_data_overrides(tmp_path: Path) -> list[str]:
+    """The three ROWS as train and held-out data, and a fake pool that knows Paris (cheap) and 42."""
+    data = tmp_path / "qa.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    return [
+        "pool=fake",
+        "pool.models.0.fake.answers=[Paris]",
+        "pool.models.1.fake.answers=['42']",
+        "logger=none",
+        "data=qa_local",
+        f"data.path={data}",
+        f"trainer.eval_data={{_target_:rl_router.data.qa.load_qa_file,path:'{data}'}}",
+        "trainer.progress=false",
+    ]

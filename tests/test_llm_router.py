@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
 import yaml
-from grpo_helpers import ROWS, tiny_model, tiny_tokenizer
+from grpo_helpers import ROWS, tiny_data_overrides, tiny_model, tiny_tokenizer
 from omegaconf import OmegaConf
 
 from rl_router import load_router
@@ -18,20 +17,6 @@ from rl_router.llm_router import ANSWERS_ITSELF, INVALID_TURN, LLMRouter, router
 
 REPO_ID = "alice/tiny-llm-router"
 PICKLE_MAGIC = b"\x80"  # every pickle protocol >= 2 starts with PROTO
-
-
-def data_overrides(tmp: Path) -> list[str]:
-    data = tmp / "qa.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
-    return [
-        "pool=fake",
-        "pool.models.0.fake.answers=[Paris]",
-        "pool.models.1.fake.answers=['42']",
-        "logger=none",
-        "data=qa_local",
-        f"data.path={data}",
-        f"trainer.eval_data={{_target_:rl_router.data.qa.load_qa_file,path:'{data}'}}",
-    ]
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +30,7 @@ def run_dir(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("llm-run")
     overrides = [
         "experiment=router_r1_tiny",
-        *data_overrides(tmp),
+        *tiny_data_overrides(tmp),
         "trainer.max_turn_tokens=12",
         "trainer.max_completion_tokens=96",
     ]

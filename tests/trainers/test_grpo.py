@@ -16,6 +16,7 @@ from grpo_helpers import (
     env_factory,
     fake_pool,
     route_then_answer,
+    tiny_data_overrides,
     tiny_model,
     tiny_tokenizer,
     warm_normalizer,
@@ -316,22 +317,6 @@ def test_experiments_compose(compose, experiment, model, pool, batch, outcome):
         )
         assert list(cfg.data.benchmarks) == ["nq", "hotpotqa"] and cfg.data.split == "train"
         assert len(trainer.eval_data["benchmarks"]) == 7
-
-
-def tiny_data_overrides(tmp_path: Path) -> list[str]:
-    """The three ROWS as train and held-out data, and a fake pool that knows Paris (cheap) and 42."""
-    data = tmp_path / "qa.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
-    return [
-        "pool=fake",
-        "pool.models.0.fake.answers=[Paris]",
-        "pool.models.1.fake.answers=['42']",
-        "logger=none",
-        "data=qa_local",
-        f"data.path={data}",
-        f"trainer.eval_data={{_target_:rl_router.data.qa.load_qa_file,path:'{data}'}}",
-        "trainer.progress=false",
-    ]
 
 
 def test_train_llm_router_runs_sft_grpo_and_eval_on_a_tiny_model(compose, tok, tmp_path):

@@ -15,6 +15,7 @@ import pytest
 from hydra.utils import instantiate
 
 from rl_router.config import typed
+from rl_router.data.qa import ROUTER_R1_EVAL_SPLITS
 from rl_router.pool.types import Request
 from rl_router.trainers.grpo import grpo_args, grpo_dataset, load_splits
 
@@ -27,21 +28,12 @@ PRICES = {
     "mixtral-8x22b-instruct": 1.20,
     "gemma-2-27b-it": 0.80,
 }
-EVAL_FILES = {
-    "nq": "test",
-    "triviaqa": "test",
-    "popqa": "test",
-    "hotpotqa": "dev",
-    "2wikimultihopqa": "dev",
-    "musique": "dev",
-    "bamboogle": "test",
-}
 
 
 def write_mirror(root: Path) -> Path:
     """A FlashRAG_datasets-style folder: train splits of NQ and HotpotQA, eval splits of all seven."""
     files = {("nq", "train"): 12, ("hotpotqa", "train"): 12}
-    files.update({(name, split): 3 for name, split in EVAL_FILES.items()})
+    files.update({(name, split): 3 for name, split in ROUTER_R1_EVAL_SPLITS.items()})
     for (name, split), n in files.items():
         path = root / name / f"{split}.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -60,7 +52,8 @@ def cfg(compose, openai_server, tmp_path, monkeypatch):
     mirror = write_mirror(tmp_path / "FlashRAG_datasets")
     cache = tmp_path / "cache"
     overrides = ["experiment=router_r1", "pool=router_r1_api", f"data.local_dir={mirror}", "data.limit=5"]
-    return compose([*overrides, f"data.cache_dir={cache}", f"+trainer.eval_data.cache_dir={cache}"])
+    caches = [f"data.cache_dir={cache}", f"+trainer.eval_data.cache_dir={cache}", f"pool.cache_dir={cache}"]
+    return compose([*overrides, *caches])
 
 
 def test_the_pool_serves_the_six_candidates_at_router_r1_prices(cfg, openai_server):
@@ -88,7 +81,7 @@ def test_the_vllm_pool_asks_for_router_r1s_seventeen_gpus(compose):
 def test_data_is_nq_and_hotpotqa_for_training_and_seven_benchmarks_for_eval(cfg):
     train, test = load_splits(cfg, typed(cfg.trainer))
     assert sorted({r["source"] for r in train}) == ["hotpotqa", "nq"] and len(train) == 10  # limit 5 each
-    assert {r["source"] for r in test} == set(EVAL_FILES) and len(test) == 7 * 3
+    assert {r["source"] for r in test} == set(ROUTER_R1_EVAL_SPLITS) and len(test) == 7 * 3
     with instantiate(cfg.pool) as pool:
         prompts = grpo_dataset(train, list(pool.descriptors), max_routes=cfg.env.max_routes)["prompt"]
     text = prompts[0][0]["content"]
