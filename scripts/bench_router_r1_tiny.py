@@ -4,7 +4,9 @@ Runs ``experiment=router_r1_tiny``: a SmolLM2-135M-Instruct router learns Router
 (SFT on synthesised trajectories), then GRPO (TRL) routes between two live candidates served by
 vLLM CPU (SmolLM2-135M and Qwen2.5-Coder-0.5B) on capitals + arithmetic. Prints the reward curve
 (one line per GRPO step), then, on the held-out split, the format-valid rate, accuracy, dollars
-and calls per question of the trained router and of each single candidate. The last line reads::
+and calls per question of the trained router, of each single candidate, of the oracle (per question
+the cheapest candidate that answers it right) and of random routing (``rl_router.eval.llm_eval``; the
+full report is in ``<run>/eval/``). The last line reads::
 
     format_valid=<x> router_acc=<x> best_single_acc=<x> router_cost_ratio=<x>
 
@@ -94,6 +96,9 @@ def main() -> None:
     print(f"\nheld-out ({router['questions']} questions):")
     print(f"  {'policy':<28}{'format':>8}{'acc':>8}{'$ / q':>12}{'calls / q':>11}")
     rows = [("trained router", router)] + [(f"only {m}", r) for m, r in report["single"].items()]
+    if result["warm_start_report"] is not None:
+        rows.insert(1, ("SFT warm start only", result["warm_start_report"]["router"]))
+    rows += [("oracle (cheapest right)", report["oracle"]), ("random", report["random"])]
     for name, r in rows:
         valid = "n/a" if r["format_valid"] is None else f"{r['format_valid']:.3f}"
         print(
@@ -102,6 +107,7 @@ def main() -> None:
         )
     shares = ", ".join(f"{m} {s:.2f}" for m, s in router["route_share"].items())
     print(f"  router route shares: {shares}")
+    print(f"  oracle cost ratio {report['oracle_cost_ratio']:.3f} (per question the cheapest right model)")
     print(f"wall time {minutes:.1f} min; run directory {result['run_dir']}")
     print(
         f"format_valid={router['format_valid']:.3f} router_acc={router['accuracy']:.3f} "

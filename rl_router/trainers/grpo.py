@@ -45,6 +45,7 @@ HF generation: use DDP or ZeRO-2.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -121,6 +122,7 @@ class GRPOTrainerConfig:
     eval_data: Any = None  # a data option for the held-out questions; None: the data option's own split
     eval_limit: int | None = None  # evaluate on the first N held-out questions; None: all
     eval_batch_size: int = 16  # held-out questions per greedy rollout batch
+    eval_warm_start: bool = True  # also evaluate the SFT warm start (eval_sft/): what GRPO added to it
     checkpoint_every: int = 50  # optimizer steps between checkpoints (TRL/HF checkpoints)
     keep_checkpoints: int = 3  # newest checkpoints kept on disk
     logging_steps: int = 1  # optimizer steps between metric rows
@@ -764,8 +766,8 @@ def train_llm_router(cfg: DictConfig, run_dir: Path, progress: bool | None = Non
         progress: Override ``trainer.progress``.
 
     Returns:
-        ``{"history": logged rows, "report": report.json contents, "run_dir": run_dir,
-        "router_dir": the trained router's folder}``.
+        ``{"history": logged rows, "report": report.json contents, "warm_start_report": the same for
+        the SFT warm start (None without one), "run_dir": run_dir, "router_dir": the trained router}``.
     """
     from omegaconf import OmegaConf
     from transformers import AutoTokenizer
@@ -774,7 +776,7 @@ def train_llm_router(cfg: DictConfig, run_dir: Path, progress: bool | None = Non
 
     from rl_router.config import construct, typed
     from rl_router.eval.llm_eval import evaluate_llm_router
-    from rl_router.llm_router import ROUTER_DIR, LLMRouter, ProtocolSettings
+    from rl_router.llm_router import ROUTER_DIR, LLMRouter, ProtocolSettings, load_model
     from rl_router.loggers import JsonlLogger, MultiLogger
     from rl_router.router import RUN_CONFIG
     from rl_router.trainers import sft
@@ -898,6 +900,13 @@ def train_llm_router(cfg: DictConfig, run_dir: Path, progress: bool | None = Non
         )
         for name in ("report.json", "report.md", "pareto.png"):  # beside the run, as PPO runs have it
             shutil.copy2(run_dir / "eval" / name, run_dir / name)
+        warm_report = None
+        if trainer_cfg.sft_steps > 0 and trainer_cfg.eval_warm_start:
+            model, _ = load_model(run_dir / SFT_DIR)
+            warm = dataclasses.replace(router, model=model, checkpoint=run_dir / SFT_DIR)
+            warm_report = evaluate_llm_router(
+                warm, pool, test_rows, run_dir / "eval_sft", batch_size=trainer_cfg.eval_batch_size
+            )
     finally:
         pool.close()
     summary = report["router"]
@@ -914,4 +923,10 @@ def train_llm_router(cfg: DictConfig, run_dir: Path, progress: bool | None = Non
     if trainer_cfg.progress:
         print((run_dir / "report.md").read_text())
         print(f"run directory: {run_dir}")
-    return {"history": bridge.history, "report": report, "run_dir": run_dir, "router_dir": router_dir}
+    return {
+        "history": bridge.history,
+        "report": report,
+        "warm_start_report": warm_report,
+        "run_dir": run_dir,
+        "router_dir": router_dir,
+    }

@@ -343,6 +343,9 @@ def test_train_llm_router_runs_sft_grpo_and_eval_on_a_tiny_model(compose, tok, t
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert any("sft/loss" in r for r in rows) and any("train/reward/total" in r for r in rows)
     assert any("eval/accuracy" in r for r in rows)
+    warm = result["warm_start_report"]  # the SFT warm start, scored on the same held-out rows
+    assert warm["router"]["questions"] == 3 and warm["meta"]["checkpoint"] == str(run / "sft_model")
+    assert warm["single"] == report["single"]
 
 
 def test_resume_continues_from_the_last_checkpoint(compose, tok, tmp_path):
