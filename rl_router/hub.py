@@ -265,8 +265,11 @@ def llm_model_card(
         "pipeline_tag": "text-generation",
     }
     base = str(cfg.trainer.model)
-    if "/" in base and not Path(base).exists():
-        meta["base_model"] = base
+    from rl_router.zoo import ZOO
+
+    upstream = ZOO[base].hf_id if base in ZOO else base  # zoo models name their Hub original
+    if "/" in upstream and not Path(upstream).exists():
+        meta["base_model"] = upstream
     p = router.protocol
     lines = [
         "---",
@@ -282,7 +285,7 @@ def llm_model_card(
         "caller pastes back in `<information>...</information>`, and ends with `<answer>...</answer>`. "
         f"At most {p.max_routes} routes per question; replies are cut to {p.info_token_cap} tokens.",
         "",
-        f"Base model: `{base}`; reward: format, outcome (`{p.outcome}`) and cost with alpha = {p.alpha} "
+        f"Base model: `{upstream}`; reward: format, outcome (`{p.outcome}`) and cost with alpha = {p.alpha} "
         f"(a correct answer scores (1 - alpha) + alpha * C); {cfg.trainer.max_steps} GRPO steps, seed "
         f"{cfg.seed}.",
         "",
