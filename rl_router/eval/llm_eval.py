@@ -243,7 +243,8 @@ def evaluate_llm_router(
     protocol = router.protocol_dict()
     score = OUTCOME_SCORERS[protocol["outcome"]]
     meta = {
-        "checkpoint": str(router.checkpoint),
+        # absolute: training's own eval and a later `rl-router eval` of the run share out_dir and rows
+        "checkpoint": str(Path(router.checkpoint).resolve()) if router.checkpoint else None,
         "models": names,
         "protocol": protocol,
     }

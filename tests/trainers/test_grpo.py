@@ -346,6 +346,11 @@ def test_train_llm_router_runs_sft_grpo_and_eval_on_a_tiny_model(compose, tok, t
     warm = result["warm_start_report"]  # the SFT warm start, scored on the same held-out rows
     assert warm["router"]["questions"] == 3 and warm["meta"]["checkpoint"] == str(run / "sft_model")
     assert warm["single"] == report["single"]
+    # `rl-router eval` of the run reuses every row training's own evaluation scored
+    from rl_router.eval.run import run_eval
+
+    again = run_eval(compose([f"checkpoint={run}"], config_name="eval"))
+    assert again["meta"]["resumed_rows"] == 9 and again["router"] == report["router"]
 
 
 def test_resume_continues_from_the_last_checkpoint(compose, tok, tmp_path):
