@@ -392,7 +392,7 @@ def router_config(
             "checkpoint": checkpoint.name,
             "global_step": ckpt.checkpoint_step(checkpoint),
             "seed": cfg.seed,
-            "pool": cfg.pool.name,
+            "pool": OmegaConf.to_container(cfg.pool, resolve=True),  # rl-router eval rebuilds it
             "env": OmegaConf.to_container(cfg.env, resolve=True),
             "trainer": OmegaConf.to_container(cfg.trainer, resolve=True),
             "data": OmegaConf.to_container(cfg.data, resolve=True),

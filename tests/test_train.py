@@ -134,3 +134,16 @@ def test_resume_continues_from_the_last_checkpoint(tiny_run, tmp_path):
     assert steps == list(range(32, 385, 32))  # no step logged twice, none missing
     # the resumed run started from the step-256 weights, not from scratch
     assert torch.load(run_dir / "checkpoints" / "step_0000000384" / "optimizer.pt")["state"][0]["step"] > 32
+
+
+def test_eval_of_a_live_pool_run_answers_its_questions_again(compose, tmp_path):
+    """A select-mode router trained on questions (not a recorded table) is evaluated on its pool."""
+    from rl_router.eval.run import run_eval
+
+    overrides = ["experiment=local_pool", "pool=fake", "logger=none", f"pool.cache_dir={tmp_path / 'cache'}"]
+    overrides += ["trainer.total_steps=128", "trainer.checkpoint_every=128"]
+    run = tmp_path / "run"
+    trained = train_in(compose(overrides), run, progress=False)
+    again = run_eval(compose([f"checkpoint={run}", f"out_dir={tmp_path / 'eval'}"], config_name="eval"))
+    assert again["meta"]["rows"] == trained["report"]["meta"]["rows"] == 33  # 30% of each source
+    assert again["overall"] == trained["report"]["overall"]

@@ -3,9 +3,10 @@
 A trained router against its baselines, for both router kinds (:func:`rl_router.router.load_router`
 reads a run directory of ``rl-router train``, a folder of ``rl-router export`` or a Hub repo id):
 
-* a **small-policy router** is scored on a routing table (recorded outcomes): the run's data option
-  (the one recorded in an exported folder's ``router_config.json``), or the one given to eval;
-  :func:`rl_router.eval.table_eval.evaluate_router_on_table`;
+* a **small-policy router** is scored on a routing table: the run's data option (the one recorded
+  in an exported folder's ``router_config.json``) or the one given to eval; recorded outcomes are
+  read as they are, questions are first answered by every candidate of the pool (the run's, or
+  ``pool=<option>``); :func:`rl_router.eval.table_eval.evaluate_router_on_table`;
 * an **LLM router** plays greedy Router-R1 episodes against a live pool (the run's pool option, or
   ``pool=<option>``) on QA rows, next to every single candidate, the oracle and random:
   :func:`rl_router.eval.llm_eval.evaluate_llm_router`. Resumable: run the same command again after a
@@ -27,16 +28,42 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from rl_router.config import EvalConfig, construct, typed
-from rl_router.data.routing_table import RoutingTable, RoutingTableDataConfig, concat_tables
+from rl_router.config import EvalConfig, typed
+from rl_router.data.routing_table import RoutingTable, concat_tables
 from rl_router.eval.table_eval import evaluate_router_on_table
 from rl_router.router import ROUTER_CONFIG, RUN_CONFIG, load_router
 
 
-def eval_table(data_cfg: Any, split: str) -> RoutingTable:
-    """The routing table to evaluate on, from a data config (the run's, or one given to eval)."""
-    train, test = construct(typed(OmegaConf.merge(OmegaConf.structured(RoutingTableDataConfig), data_cfg)))
-    return test if split == "test" else concat_tables([train, test], name=train.name)
+def eval_table(data_cfg: Any, split: str, pool_cfg: Any = None) -> RoutingTable:
+    """The routing table a policy router is scored on, from a data option (the run's, or eval's).
+
+    Recorded outcomes (``data=routellm``) are read as they are. Questions (``data=local_mix``,
+    ``data=qa_local`` ...) are answered by every candidate of ``pool_cfg`` once, in big batches
+    (:func:`~rl_router.data.live_table.collect_routing_table`; with the pool's response cache on,
+    the answers recorded in training are hits).
+    """
+    from hydra.utils import instantiate
+
+    from rl_router.data.live_table import collect_routing_table
+
+    data = instantiate(data_cfg)
+    parts = list(data) if isinstance(data, tuple) else [data]
+    if all(isinstance(part, RoutingTable) for part in parts):
+        if split == "test" and len(parts) == 2:
+            return parts[1]
+        return concat_tables(parts, name=parts[0].name) if len(parts) > 1 else parts[0]
+    rows = [
+        dict(r) for r in (parts[1] if split == "test" and len(parts) == 2 else [r for p in parts for r in p])
+    ]
+    if pool_cfg is None:
+        raise ValueError(
+            "scoring a policy router on questions needs a pool to answer them: give pool=<option>"
+        )
+    pool = build_pool_from(pool_cfg)
+    try:
+        return collect_routing_table(pool, rows, name=f"eval/{split}")
+    finally:
+        pool.close()
 
 
 def training_config(checkpoint: str | Path) -> dict[str, Any]:
@@ -95,7 +122,9 @@ def run_eval(cfg: DictConfig) -> dict:
         data_cfg = cfg.data if cfg.data is not None else training.get("data")
         if data_cfg is None:
             raise ValueError(f"{config.checkpoint}: no data recorded with this router; give data=<option>")
-        report = evaluate_router_on_table(router, eval_table(data_cfg, config.split), out_dir, progress=True)
+        pool_cfg = cfg.pool if cfg.get("pool") is not None else training.get("pool")
+        table = eval_table(data_cfg, config.split, pool_cfg)
+        report = evaluate_router_on_table(router, table, out_dir, progress=True)
     print((out_dir / "report.md").read_text())
     print(f"report: {out_dir}/report.json, {out_dir}/report.md, {out_dir}/pareto.png")
     return report
