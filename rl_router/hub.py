@@ -55,6 +55,7 @@ from rl_router.router import (
     load_run_config,
     observation_layout,
     pool_descriptors,
+    run_of_model_dir,
 )
 from rl_router.trainers import checkpoint as ckpt
 
@@ -130,9 +131,10 @@ def run_export(cfg: DictConfig, api: HubApi | None = None) -> Path:
     return folder
 
 
-def default_out_dir(run_dir: str | Path, repo_id: str) -> Path:
-    """``<run dir>/export/<repo name>``."""
-    return Path(run_dir) / "export" / repo_id.split("/")[-1]
+def default_out_dir(checkpoint: str | Path, repo_id: str) -> Path:
+    """``<run dir>/export/<repo name>`` (also for one model folder of an LLM run, e.g. its sft_model)."""
+    run = run_of_model_dir(Path(checkpoint))
+    return (run if run is not None else Path(checkpoint)) / "export" / repo_id.split("/")[-1]
 
 
 def export_router(run_dir: str | Path, repo_id: str, out_dir: str | Path) -> Path:
@@ -146,6 +148,9 @@ def export_router(run_dir: str | Path, repo_id: str, out_dir: str | Path) -> Pat
         FileExistsError: ``out_dir`` holds files but is not an earlier export.
     """
     run_dir, out = Path(run_dir), Path(out_dir)
+    run = run_of_model_dir(run_dir)
+    if run is not None:  # one model folder of an LLM run (e.g. <run>/sft_model)
+        return export_llm_router(run, load_run_config(run), repo_id, out, model_dir=run_dir)
     cfg = load_run_config(run_dir)
     if cfg.env.get("mode") == "multi_round":
         return export_llm_router(run_dir, cfg, repo_id, out)
@@ -199,7 +204,9 @@ def _assemble(out: Path, write: Callable[[Path], None]) -> Path:
     return out
 
 
-def export_llm_router(run_dir: Path, cfg: DictConfig, repo_id: str, out: Path) -> Path:
+def export_llm_router(
+    run_dir: Path, cfg: DictConfig, repo_id: str, out: Path, model_dir: Path | None = None
+) -> Path:
     """Write the Hub folder of a run's LLM router (``<run>/router``, else its newest TRL checkpoint).
 
     The folder is a transformers folder (``config.json``, ``generation_config.json``,
@@ -210,7 +217,7 @@ def export_llm_router(run_dir: Path, cfg: DictConfig, repo_id: str, out: Path) -
     """
     from rl_router.llm_router import LLMRouter
 
-    router = load_router(run_dir)
+    router = load_router(model_dir or run_dir)
     assert isinstance(router, LLMRouter)
     report_dir = find_report(run_dir, router.checkpoint)
 
@@ -360,14 +367,14 @@ def find_report(run_dir: Path, checkpoint: Path) -> Path | None:
 
     A report of another checkpoint (e.g. written before ``resume=``) is not exported.
     """
-    for folder in (run_dir / "eval", run_dir):
+    for folder in (run_dir / "eval", run_dir / "eval_sft", checkpoint / "eval", run_dir):
         path = folder / "report.json"
         if not path.is_file():
             continue
         evaluated = json.loads(path.read_text()).get("meta", {}).get("checkpoint")
         if evaluated and Path(evaluated).name == checkpoint.name:
             return folder
-        log.warning("%s evaluates %s, not the exported %s: left out", path, evaluated, checkpoint.name)
+        log.info("%s evaluates %s, not the exported %s: left out", path, evaluated, checkpoint.name)
     return None
 
 

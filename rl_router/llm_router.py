@@ -8,6 +8,7 @@ prompt lists them), the prompt template, and the protocol settings of the env it
 
     router = load_router("outputs/router_r1_tiny/2026-11-25_04-40-16")
     router.route(["What is the capital of Peru?"])   # -> ["smollm2-135m"]: its first decision
+    load_router("outputs/router_r1_tiny/<run>/sft_model")  # one model folder of a run: its warm start
     router.first_turns(["What is 7 + 5?"])             # -> ["<think>…</think>\\n<search>qwen…: …</search>"]
     router.play(pool, rows)                            # -> whole greedy episodes against a live pool
 
@@ -255,13 +256,17 @@ def load_model(folder: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     return model.eval(), AutoTokenizer.from_pretrained(str(folder))
 
 
-def load_llm_run(run_dir: Path, cfg: Any) -> LLMRouter:
-    """The LLM router of a training run (``cfg``: its resolved config)."""
+def load_llm_run(run_dir: Path, cfg: Any, model_dir: Path | None = None) -> LLMRouter:
+    """The LLM router of a training run (``cfg``: its resolved config).
+
+    ``model_dir``: one model folder of the run (``sft_model``, ``router``, ``checkpoints/checkpoint-N``);
+    None: :func:`router_model_dir`.
+    """
     from omegaconf import OmegaConf
 
     from rl_router.router import pool_descriptors
 
-    folder = router_model_dir(run_dir)
+    folder = Path(model_dir) if model_dir is not None else router_model_dir(run_dir)
     model, tokenizer = load_model(folder)
     training = OmegaConf.to_container(cfg, resolve=True)
     return LLMRouter(

@@ -13,7 +13,9 @@ network over ``[query embedding; descriptor features]``. Training builds it with
 
 * a *run directory* of ``rl-router train``: ``config.yaml`` (the resolved training config) and
   ``checkpoints/step_*/`` (:mod:`rl_router.trainers.checkpoint`); the newest checkpoint's
-  ``policy.safetensors`` is loaded;
+  ``policy.safetensors`` is loaded (an LLM run's ``router/``, see :mod:`rl_router.llm_router`);
+* a *model folder of an LLM run*: ``<run>/sft_model`` (the warm start), ``<run>/router`` or
+  ``<run>/checkpoints/checkpoint-N``, to evaluate or export one checkpoint of the run;
 * an *exported folder* of ``rl-router export`` (:mod:`rl_router.hub`): ``router_config.json``,
   ``model.safetensors`` and ``pool.json``, no pickle anywhere;
 * a *Hub repo id* (``"<user>/<name>"``) holding such a folder, fetched with ``snapshot_download``.
@@ -200,6 +202,11 @@ def load_router(path_or_repo_id: str | Path, revision: str | None = None) -> Pol
             return _load_run(path)
         if (path / ROUTER_CONFIG).is_file():
             return load_exported(path)
+        run = run_of_model_dir(path)
+        if run is not None:
+            from rl_router.llm_router import load_llm_run
+
+            return load_llm_run(run, load_run_config(run), model_dir=path)
         raise FileNotFoundError(
             f"{path} is neither a run directory of `rl-router train` (no {RUN_CONFIG}) "
             f"nor a folder of `rl-router export` (no {ROUTER_CONFIG})"
@@ -210,6 +217,22 @@ def load_router(path_or_repo_id: str | Path, revision: str | None = None) -> Pol
         f"{path_or_repo_id} not found: give a run directory, an exported folder or a Hub repo id "
         "<user>/<name>"
     )
+
+
+def run_of_model_dir(path: Path) -> Path | None:
+    """The LLM run a transformers model folder belongs to, or None.
+
+    ``<run>/sft_model``, ``<run>/router`` and ``<run>/checkpoints/checkpoint-N`` each hold a
+    ``config.json``; their run directory (one or two levels up) holds the run's ``config.yaml``.
+    """
+    if not (path / "config.json").is_file():
+        return None
+    for parent in (path.parent, path.parent.parent):
+        if (parent / RUN_CONFIG).is_file() and OmegaConf.load(parent / RUN_CONFIG).env.get(
+            "mode"
+        ) == "multi_round":
+            return parent
+    return None
 
 
 def _load_run(run_dir: Path) -> PolicyRouter | LLMRouter:

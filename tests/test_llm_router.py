@@ -41,8 +41,9 @@ def run_dir(tmp_path_factory):
     run.mkdir()
     OmegaConf.save(cfg, run / "config.yaml", resolve=True)
     tok = tiny_tokenizer()
-    tiny_model(tok, seed=3).save_pretrained(run / "router")
-    tok.save_pretrained(run / "router")
+    for folder, seed in (("router", 3), ("sft_model", 5)):  # the trained router and its warm start
+        tiny_model(tok, seed=seed).save_pretrained(run / folder)
+        tok.save_pretrained(run / folder)
     return run
 
 
@@ -164,3 +165,28 @@ def test_eval_refuses_a_pool_with_other_candidates(exported, tmp_path):
     extra = ["pool=fake", "pool.models.0.name=other-small"]
     with pytest.raises(ValueError, match=r"trained to route between \['fake-small', 'fake-large'\]"):
         run_eval(eval_config(exported, tmp_path / "eval", *extra))
+
+
+def test_one_model_folder_of_a_run_loads_evaluates_and_exports(run_dir, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    warm = load_router(run_dir / "sft_model")
+    assert isinstance(warm, LLMRouter) and warm.checkpoint == run_dir / "sft_model"
+    assert warm.model_names == ["fake-small", "fake-large"]  # the run's pool and protocol
+    ids = torch.tensor([warm.tokenizer("What is 17 + 25?")["input_ids"]])
+    plain = AutoModelForCausalLM.from_pretrained(run_dir / "sft_model")
+    with torch.no_grad():
+        assert torch.equal(warm.model(ids).logits, plain(ids).logits)
+        assert not torch.equal(warm.model(ids).logits, load_router(run_dir).model(ids).logits)  # not router/
+    report = run_eval(eval_config(run_dir / "sft_model", tmp_path / "eval"))
+    assert report["meta"]["checkpoint"] == str((run_dir / "sft_model").resolve())
+    folder = export_router(run_dir / "sft_model", "alice/warm-start", tmp_path / "export")
+    assert json.loads((folder / "router_config.json").read_text())["training"]["checkpoint"] == "sft_model"
+    assert load_router(folder).first_turns(list(PROBE_QUERIES)) == warm.first_turns(list(PROBE_QUERIES))
+
+
+def test_a_model_folder_outside_any_run_is_refused_clearly(tmp_path):
+    tok = tiny_tokenizer()
+    tiny_model(tok).save_pretrained(tmp_path / "loose")
+    with pytest.raises(FileNotFoundError, match=r"neither a run directory"):
+        load_router(tmp_path / "loose")
