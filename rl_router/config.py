@@ -71,12 +71,15 @@ class EvalConfig:
     limit: int | None = None  # LLM routers: evaluate the first N rows only
     batch_size: int = 16  # LLM routers: episodes generated together (one pool call per turn)
     resume: bool = True  # LLM routers: reuse rows out_dir/scored.jsonl already holds for this router
+    outcome: str | None = None  # LLM routers: score with em / f1 / reply; None: the training outcome
 
     def __post_init__(self) -> None:
         if self.split not in ("test", "all"):
             raise ValueError(f"split={self.split!r}: use test (held-out rows) or all")
         if self.batch_size < 1:
             raise ValueError(f"batch_size={self.batch_size}: use 1 or more")
+        if self.outcome not in (None, "em", "f1", "reply"):
+            raise ValueError(f"outcome={self.outcome!r}: use em, f1, reply or null (the training outcome)")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"limit={self.limit}: use null (every row) or 1 or more")
 

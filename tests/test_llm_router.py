@@ -190,3 +190,12 @@ def test_a_model_folder_outside_any_run_is_refused_clearly(tmp_path):
     tiny_model(tok).save_pretrained(tmp_path / "loose")
     with pytest.raises(FileNotFoundError, match=r"neither a run directory"):
         load_router(tmp_path / "loose")
+
+
+def test_eval_scores_with_another_outcome_when_asked(exported, tmp_path):
+    # trained with outcome=reply ("the answer a sentence states"); exact match is stricter
+    report = run_eval(eval_config(exported, tmp_path / "eval", "outcome=em"))
+    assert report["meta"]["outcome"] == "em"
+    assert report["single"]["fake-small"]["accuracy"] == pytest.approx(1 / 3)  # "Paris" is exact
+    with pytest.raises(ValueError, match=r"scored with another protocol"):
+        run_eval(eval_config(exported, tmp_path / "eval"))  # same out_dir, training outcome: refused

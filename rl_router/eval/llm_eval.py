@@ -203,7 +203,7 @@ def summarize(records: Sequence[Mapping[str, Any]], model_names: Sequence[str]) 
 
 def evaluate_llm_router(
     router: Any,
-    pool: CandidatePool,
+    pool: CandidatePool | Callable[[], CandidatePool],
     rows: Sequence[Mapping[str, Any]],
     out_dir: str | Path,
     *,
@@ -216,7 +216,9 @@ def evaluate_llm_router(
 
     Args:
         router: An :class:`~rl_router.llm_router.LLMRouter`.
-        pool: The live candidates, the ones the router was trained with (same names, same order).
+        pool: The live candidates, the ones the router was trained with (same names, same order);
+            or a function that builds them, called only when some row is still to score (a rerun
+            over fully scored rows starts no engine), and closed at the end.
         rows: QA rows (``id``, ``question``, ``golden_answers``, optionally ``source``); ids unique.
         out_dir: Where the report and ``scored.jsonl`` go.
         batch_size: Router episodes per batch (and rows per single-candidate pool call).
@@ -239,7 +241,7 @@ def evaluate_llm_router(
         raise ValueError("evaluation rows share ids: scored rows are keyed by id")
     if not rows:
         raise ValueError("no rows to evaluate")
-    names = [d.name for d in pool.descriptors]
+    names = router.model_names
     protocol = router.protocol_dict()
     score = OUTCOME_SCORERS[protocol["outcome"]]
     meta = {
@@ -256,17 +258,29 @@ def evaluate_llm_router(
     if scored.resumed:
         log.info("%s: %d scored rows reused, %d answers to go", scored.path, scored.resumed, work)
 
-    for start in range(0, len(todo_router), batch_size):
-        chunk = todo_router[start : start + batch_size]
-        episodes = router.play(pool, chunk, batch_size=batch_size)
-        scored.add([router_record(row, ep) for row, ep in zip(chunk, episodes, strict=True)])
-        bar.update(len(chunk))
-    for model, todo in todo_single.items():
-        for start in range(0, len(todo), batch_size):
-            chunk = todo[start : start + batch_size]
-            scored.add(single_records(pool, chunk, model, score))
+    owned = callable(pool) and not hasattr(pool, "generate")
+    live = (pool() if owned else pool) if work else None
+    try:
+        served = [d.name for d in live.descriptors] if live is not None else names
+        if served != names:
+            raise ValueError(
+                f"the pool serves {served}, but this router was trained to route between {names} "
+                "(in that order): give it the pool it was trained with"
+            )
+        for start in range(0, len(todo_router), batch_size):
+            chunk = todo_router[start : start + batch_size]
+            episodes = router.play(live, chunk, batch_size=batch_size)
+            scored.add([router_record(row, ep) for row, ep in zip(chunk, episodes, strict=True)])
             bar.update(len(chunk))
-    bar.close()
+        for model, todo in todo_single.items():
+            for start in range(0, len(todo), batch_size):
+                chunk = todo[start : start + batch_size]
+                scored.add(single_records(live, chunk, model, score))
+                bar.update(len(chunk))
+    finally:
+        bar.close()
+        if owned and live is not None:
+            live.close()
 
     per_policy = {ROUTER: [scored.get(ROUTER, i) for i in ids]}
     for m in names:

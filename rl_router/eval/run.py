@@ -15,12 +15,14 @@ reads a run directory of ``rl-router train``, a folder of ``rl-router export`` o
 Which rows: ``split=test`` (default) takes the held-out split of the data (an LLM run's
 ``trainer.eval_data`` when it has one, e.g. Router-R1's seven benchmarks); ``split=all`` every row.
 A data option given to eval that has no held-out split is evaluated whole. ``limit=N`` keeps the
-first N rows. Writes ``report.json``, ``report.md`` and ``pareto.png`` into ``out_dir`` (default
+first N rows; ``outcome=em`` scores an LLM router's answers by exact match whatever it trained on.
+Writes ``report.json``, ``report.md`` and ``pareto.png`` into ``out_dir`` (default
 ``<checkpoint>/eval``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -135,6 +137,8 @@ def run_llm_eval(cfg: DictConfig, router: Any, out_dir: Path) -> dict:
     from rl_router.eval.llm_eval import evaluate_llm_router
 
     training: Mapping[str, Any] = router.training
+    if cfg.outcome is not None:
+        router.protocol = dataclasses.replace(router.protocol, outcome=cfg.outcome)
     pool_cfg = cfg.pool if cfg.get("pool") is not None else training.get("pool")
     if pool_cfg is None:
         raise ValueError(f"{router.checkpoint}: no pool recorded with this router; give eval pool=<option>")
@@ -145,10 +149,12 @@ def run_llm_eval(cfg: DictConfig, router: Any, out_dir: Path) -> dict:
             raise ValueError(f"{router.checkpoint}: no data recorded with this router; give data=<option>")
         eval_data = (training.get("trainer") or {}).get("eval_data")
         rows = qa_rows(training["data"], cfg.split, eval_data=eval_data, limit=cfg.limit)
-    pool = build_pool_from(pool_cfg)
-    try:
-        return evaluate_llm_router(
-            router, pool, rows, out_dir, batch_size=cfg.batch_size, resume=cfg.resume, progress=True
-        )
-    finally:
-        pool.close()
+    return evaluate_llm_router(
+        router,
+        lambda: build_pool_from(pool_cfg),  # started only if some row is still to score
+        rows,
+        out_dir,
+        batch_size=cfg.batch_size,
+        resume=cfg.resume,
+        progress=True,
+    )

@@ -40,6 +40,10 @@ class Scripted:
         self.checkpoint = router.checkpoint
         self.generator = ScriptedRouter(router.tokenizer, script)
 
+    @property
+    def model_names(self):
+        return self.router.model_names
+
     def protocol_dict(self):
         return self.router.protocol_dict()
 
@@ -167,6 +171,26 @@ def test_a_second_run_reuses_every_scored_row(router, tmp_path):
     assert again["meta"]["resumed_rows"] == 9  # 3 rows x (router + 2 candidates)
     assert again["policies"] == first["policies"]
     pool.close()
+
+    def no_pool_needed():
+        raise AssertionError("every row is scored: the pool must not be started")
+
+    third = evaluate_llm_router(router, no_pool_needed, ROWS, tmp_path / "eval")
+    assert third["policies"] == first["policies"]
+
+
+def test_a_pool_factory_is_started_for_missing_rows_and_closed(router, tmp_path):
+    pools = []
+
+    def start():
+        pools.append(fake_pool())
+        return pools[-1]
+
+    report = evaluate_llm_router(router, start, ROWS, tmp_path / "eval")
+    assert len(pools) == 1 and report["router"]["questions"] == 3
+    assert len(pools[0].calls) == 1 + 2  # one turn's routes, one batch per candidate
+    with pytest.raises(RuntimeError):  # closed: no more calls
+        pools[0].generate([_request("fake-small", "again?")])
 
 
 def test_an_interrupted_run_scores_only_the_missing_rows(router, tmp_path):
