@@ -79,6 +79,7 @@ SCALE_REWARDS = ("group", "batch", "none")
 REWARD_TERMS = ("format", "outcome", "cost", "cost_usd")  # the env's info["reward_terms"] keys
 ROLLOUT_STATE = "rollout_state.pkl"  # the cost normaliser's window, saved in every TRL checkpoint
 SFT_DIR = "sft_model"  # the warm-started router (input of GRPO)
+ROLLOUTS = "rollouts.jsonl"  # every training episode, one JSON line each (trainer.log_rollouts)
 
 
 @dataclass
@@ -126,6 +127,7 @@ class GRPOTrainerConfig:
     checkpoint_every: int = 50  # optimizer steps between checkpoints (TRL/HF checkpoints)
     keep_checkpoints: int = 3  # newest checkpoints kept on disk
     logging_steps: int = 1  # optimizer steps between metric rows
+    log_rollouts: bool = True  # write every training episode to <run>/rollouts.jsonl
     progress: bool = True  # show TRL's progress bar and print one line per logged step
     seed: int = 0  # seeds python, numpy, torch, TRL's sampler and the generation
 
@@ -625,11 +627,18 @@ def rename_trl_metrics(logs: Mapping[str, Any]) -> dict[str, float]:
 
 
 def metrics_callback(
-    rollout: EnvRollout, model_names: Sequence[str], logger: Any, progress: bool
+    rollout: EnvRollout,
+    model_names: Sequence[str],
+    logger: Any,
+    progress: bool,
+    rollouts_path: Path | None = None,
 ) -> TrainerCallback:
     """A TRL callback: renamed TRL metrics + rollout statistics to our logger; cost window to checkpoints.
 
-    Its ``history`` holds every logged row (the bench prints the reward curve from it).
+    Its ``history`` holds every logged row (the bench prints the reward curve from it). With
+    ``rollouts_path``, every training episode is appended there as one JSON line (the step, the
+    question id, the router's completion with its information blocks, the calls, the answer, its
+    score, cost, format violations and reward): what the router actually did, step by step.
     """
     from transformers import TrainerCallback
 
@@ -641,7 +650,13 @@ def metrics_callback(
             self, args: Any, state: Any, control: Any, logs: Mapping[str, Any] | None = None, **kw: Any
         ):
             metrics = rename_trl_metrics(logs or {})
-            metrics.update(episode_stats(rollout.take_episodes(), model_names))
+            episodes = rollout.take_episodes()
+            metrics.update(episode_stats(episodes, model_names))
+            if rollouts_path is not None and episodes:
+                with rollouts_path.open("a") as f:
+                    for episode in episodes:
+                        record = {k: v for k, v in episode.items() if k not in ("prompt", "index")}
+                        f.write(json.dumps({"step": state.global_step, **record}) + "\n")
             metrics["rollout/seconds"] = rollout.seconds
             rollout.seconds = 0.0
             logger.log(metrics, state.global_step)
@@ -730,7 +745,8 @@ def grpo_args(cfg: GRPOTrainerConfig, output_dir: Path) -> Any:
 
 # ------------------------------------------------------------------------------------- the recipe
 def drop_metrics_after(path: Path, step: int) -> None:
-    """Drop the ``metrics.jsonl`` rows a resumed run redoes: those logged after ``step`` (SFT rows stay)."""
+    """Drop the rows a resumed run redoes from ``metrics.jsonl`` or ``rollouts.jsonl``: those logged
+    after ``step`` (SFT rows stay)."""
     if path.is_file():
         rows = path.read_text().splitlines(keepends=True)
         path.write_text(
@@ -799,7 +815,8 @@ def train_llm_router(cfg: DictConfig, run_dir: Path, progress: bool | None = Non
     output_dir = run_dir / "checkpoints"  # TRL's checkpoint-<step> folders
     last = get_last_checkpoint(str(output_dir)) if cfg.resume is not None and output_dir.is_dir() else None
     if last is not None:
-        drop_metrics_after(run_dir / "metrics.jsonl", int(Path(last).name.rsplit("-", 1)[1]))
+        for name in ("metrics.jsonl", ROLLOUTS):
+            drop_metrics_after(run_dir / name, int(Path(last).name.rsplit("-", 1)[1]))
     config = OmegaConf.to_container(cfg, resolve=True)
     external = construct(
         typed(cfg.logger), run_dir=str(run_dir), run_name=f"{cfg.name}/{run_dir.name}", config=config
@@ -866,7 +883,8 @@ def train_llm_router(cfg: DictConfig, run_dir: Path, progress: bool | None = Non
             },
         )
         funcs, _ = reward_functions()
-        bridge = metrics_callback(rollout, names, logger, trainer_cfg.progress)
+        rollouts_path = run_dir / ROLLOUTS if trainer_cfg.log_rollouts else None
+        bridge = metrics_callback(rollout, names, logger, trainer_cfg.progress, rollouts_path)
         trainer = GRPOTrainer(
             model=model_path,
             reward_funcs=funcs,

@@ -343,6 +343,12 @@ def test_train_llm_router_runs_sft_grpo_and_eval_on_a_tiny_model(compose, tok, t
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert any("sft/loss" in r for r in rows) and any("train/reward/total" in r for r in rows)
     assert any("eval/accuracy" in r for r in rows)
+    episodes = [json.loads(line) for line in (run / "rollouts.jsonl").read_text().splitlines()]
+    assert len(episodes) == 2 * 4 and {e["step"] for e in episodes} == {1}  # 2 questions x 4 samples
+    assert all(e["id"].endswith(tuple(r["id"] for r in ROWS)) for e in episodes)  # "<source>/<row id>"
+    assert all(isinstance(e["completion"], str) and isinstance(e["calls"], dict) for e in episodes)
+    assert all(-1.0 <= e["reward"] <= 1.0 for e in episodes)
+    assert all(e["format_ok"] or e["reward"] == -1.0 for e in episodes)  # a violation scores -1
     warm = result["warm_start_report"]  # the SFT warm start, scored on the same held-out rows
     assert warm["router"]["questions"] == 3 and warm["meta"]["checkpoint"] == str(run / "sft_model")
     assert warm["single"] == report["single"]
@@ -369,6 +375,8 @@ def test_resume_continues_from_the_last_checkpoint(compose, tok, tmp_path):
     assert (run / "sft_model" / "model.safetensors").stat().st_mtime_ns == sft_weights  # SFT not redone
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "train/reward/total" in r] == [1, 2]
+    episodes = [json.loads(line) for line in (run / "rollouts.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in episodes] == [1] * 8 + [2] * 8  # step 1's episodes kept once
     with open(run / "checkpoints" / "checkpoint-2" / "rollout_state.pkl", "rb") as f:
         assert pickle.load(f)["normalizer"].num_episodes == 2 * 8  # the window carried across the resume
 
