@@ -279,12 +279,7 @@ def llm_model_card(
         meta["base_model"] = upstream
     p = router.protocol
     lines = [
-        "---",
-        yaml.safe_dump(meta, sort_keys=False).rstrip(),
-        "---",
-        "",
-        f"# {repo_id.split('/')[-1]}",
-        "",
+        *_card_head(meta, repo_id),
         f"An LLM router trained with GRPO by rl-router {__version__} in Router-R1's multi-round protocol "
         "(Zhang et al., 2025, Router-R1: Teaching LLMs Multi-Round Routing and Aggregation via "
         "Reinforcement Learning). Given a question and the candidate list below, it thinks in "
@@ -301,18 +296,9 @@ def llm_model_card(
         "| name | model | params (B) | $ / 1M in | $ / 1M out | description |",
         "|---|---|---|---|---|---|",
     ]
-    for d in router.descriptors:
-        params = f"{d.params_b:g}" if d.params_b else "n/a"
-        prices = f"{d.price_in:g} | {d.price_out:g}"
-        lines.append(f"| {d.name} | {d.model} | {params} | {prices} | {d.description} |")
+    lines += [_candidate_row(d) for d in router.descriptors]
     lines += [
-        "",
-        "## Usage",
-        "",
-        "```python",
-        "from rl_router import load_router",
-        "",
-        f'router = load_router("{repo_id}")  # or the path of this folder',
+        *_usage_head(repo_id),
         'router.route(["What is the capital of Peru?"])  # -> the candidate its first turn asks',
         "router.play(pool, rows)  # whole episodes against a live rl-router pool of these candidates",
         "```",
@@ -335,6 +321,37 @@ def llm_model_card(
     lines += _evaluation_section(report_md, has_pareto)
     lines += ["## Licence", "", f"Weights: {LICENSE}; the base model's licence applies as well.", ""]
     return "\n".join(lines)
+
+
+def _card_head(meta: Mapping[str, Any], repo_id: str) -> list[str]:
+    """The card's YAML front matter and title."""
+    return [
+        "---",
+        yaml.safe_dump(dict(meta), sort_keys=False).rstrip(),
+        "---",
+        "",
+        f"# {repo_id.split('/')[-1]}",
+        "",
+    ]
+
+
+def _candidate_row(d: ModelDescriptor) -> str:
+    """One candidate as a card table row: name, model, size, prices, description."""
+    params = f"{d.params_b:g}" if d.params_b else "n/a"
+    return f"| {d.name} | {d.model} | {params} | {d.price_in:g} | {d.price_out:g} | {d.description} |"
+
+
+def _usage_head(repo_id: str) -> list[str]:
+    """The card's usage section up to the first call on the loaded router."""
+    return [
+        "",
+        "## Usage",
+        "",
+        "```python",
+        "from rl_router import load_router",
+        "",
+        f'router = load_router("{repo_id}")  # or the path of this folder',
+    ]
 
 
 def _evaluation_section(report_md: str | None, has_pareto: bool) -> list[str]:
@@ -431,12 +448,7 @@ def model_card(
     names = ", ".join(f"`{d.name}`" for d in descriptors)
     benchmarks = ", ".join(cfg.data.get("benchmarks") or [])
     lines = [
-        "---",
-        yaml.safe_dump(meta, sort_keys=False).rstrip(),
-        "---",
-        "",
-        f"# {repo_id.split('/')[-1]}",
-        "",
+        *_card_head(meta, repo_id),
         f"A query router trained with reinforcement learning (PPO) by rl-router {__version__}. For each "
         f"query it picks one of {len(descriptors)} candidate LLMs ({names}), trading answer quality "
         f"against list-price cost. It is a small policy network over the query's {EMBEDDING_MODEL} "
@@ -454,19 +466,9 @@ def model_card(
         "| # | name | model | params (B) | $ / 1M in | $ / 1M out | description |",
         "|---|---|---|---|---|---|---|",
     ]
-    for i, d in enumerate(descriptors):
-        params = f"{d.params_b:g}" if d.params_b else "n/a"
-        lines.append(
-            f"| {i} | {d.name} | {d.model} | {params} | {d.price_in:g} | {d.price_out:g} | {d.description} |"
-        )
+    lines += [f"| {i} " + _candidate_row(d) for i, d in enumerate(descriptors)]
     lines += [
-        "",
-        "## Usage",
-        "",
-        "```python",
-        "from rl_router import load_router",
-        "",
-        f'router = load_router("{repo_id}")  # or the path of this folder',
+        *_usage_head(repo_id),
         'router.route(["What is 12 * 7?"])  # -> the candidate name for each query',
         'router.probs(router.embed(["What is 12 * 7?"]))  # -> float32 [n, '
         + f"{len(descriptors)}] routing probabilities",
