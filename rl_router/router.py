@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -97,11 +97,14 @@ class PolicyRouter:
         descriptors: the candidates, in action order.
         checkpoint: where the weights came from: a checkpoint directory or an exported folder
             (None for a freshly built router).
+        training: the training run's config groups (``data``, ``pool``, ``env`` ...), the defaults
+            of ``rl-router eval``; empty when unknown.
     """
 
     policy: nn.Module
     descriptors: list[ModelDescriptor]
     checkpoint: Path | None = None
+    training: dict[str, Any] = field(default_factory=dict)
 
     kind = "policy"
 
@@ -228,9 +231,8 @@ def run_of_model_dir(path: Path) -> Path | None:
     if not (path / "config.json").is_file():
         return None
     for parent in (path.parent, path.parent.parent):
-        if (parent / RUN_CONFIG).is_file() and OmegaConf.load(parent / RUN_CONFIG).env.get(
-            "mode"
-        ) == "multi_round":
+        config = parent / RUN_CONFIG
+        if config.is_file() and OmegaConf.load(config).env.get("mode") == "multi_round":
             return parent
     return None
 
@@ -248,7 +250,8 @@ def _load_run(run_dir: Path) -> PolicyRouter | LLMRouter:
     descriptors = pool_descriptors(cfg.pool)
     policy = build_policy(cfg.policy, descriptors)
     ckpt.load_policy_weights(latest, policy)
-    return PolicyRouter(policy.eval(), descriptors, checkpoint=latest)
+    training = OmegaConf.to_container(cfg, resolve=True)
+    return PolicyRouter(policy.eval(), descriptors, checkpoint=latest, training=training)
 
 
 def load_exported(folder: str | Path) -> PolicyRouter | LLMRouter:
@@ -284,7 +287,8 @@ def load_exported(folder: str | Path) -> PolicyRouter | LLMRouter:
     _check_policy_config(policy_cfg, folder / ROUTER_CONFIG)
     policy = build_policy(policy_cfg, descriptors)
     policy.load_state_dict(load_file(str(folder / WEIGHTS)))
-    return PolicyRouter(policy.eval(), descriptors, checkpoint=folder)
+    training = dict(config.get("training") or {})
+    return PolicyRouter(policy.eval(), descriptors, checkpoint=folder, training=training)
 
 
 def _check_policy_config(policy_cfg: Mapping[str, Any], where: Path) -> None:

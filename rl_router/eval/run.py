@@ -23,7 +23,6 @@ Writes ``report.json``, ``report.md`` and ``pareto.png`` into ``out_dir`` (defau
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,14 @@ from omegaconf import DictConfig, OmegaConf
 from rl_router.config import EvalConfig, typed
 from rl_router.data.routing_table import RoutingTable, concat_tables
 from rl_router.eval.table_eval import evaluate_router_on_table
-from rl_router.router import ROUTER_CONFIG, RUN_CONFIG, load_router
+from rl_router.router import load_router
+
+
+def chosen_parts(loaded: Any, split: str) -> list[Any]:
+    """The parts of a loaded data option to evaluate on: its test part for ``split=test`` when it
+    has one (``(train, test)``), else every part."""
+    parts = list(loaded) if isinstance(loaded, tuple) else [loaded]
+    return [parts[1]] if split == "test" and len(parts) == 2 else parts
 
 
 def eval_table(data_cfg: Any, split: str, pool_cfg: Any = None) -> RoutingTable:
@@ -48,37 +54,18 @@ def eval_table(data_cfg: Any, split: str, pool_cfg: Any = None) -> RoutingTable:
 
     from rl_router.data.live_table import collect_routing_table
 
-    data = instantiate(data_cfg)
-    parts = list(data) if isinstance(data, tuple) else [data]
+    parts = chosen_parts(instantiate(data_cfg), split)
     if all(isinstance(part, RoutingTable) for part in parts):
-        if split == "test" and len(parts) == 2:
-            return parts[1]
         return concat_tables(parts, name=parts[0].name) if len(parts) > 1 else parts[0]
-    rows = [
-        dict(r) for r in (parts[1] if split == "test" and len(parts) == 2 else [r for p in parts for r in p])
-    ]
     if pool_cfg is None:
         raise ValueError(
             "scoring a policy router on questions needs a pool to answer them: give pool=<option>"
         )
     pool = build_pool_from(pool_cfg)
     try:
-        return collect_routing_table(pool, rows, name=f"eval/{split}")
+        return collect_routing_table(pool, [dict(r) for p in parts for r in p], name=f"eval/{split}")
     finally:
         pool.close()
-
-
-def training_config(checkpoint: str | Path) -> dict[str, Any]:
-    """The training config groups behind a checkpoint: a run's ``config.yaml`` or an export's record.
-
-    Empty for a Hub repo id that is not a local folder (its record is read by the router loader).
-    """
-    path = Path(checkpoint)
-    if (path / RUN_CONFIG).is_file():
-        return OmegaConf.to_container(OmegaConf.load(path / RUN_CONFIG), resolve=True)
-    if (path / ROUTER_CONFIG).is_file():
-        return dict(json.loads((path / ROUTER_CONFIG).read_text()).get("training") or {})
-    return {}
 
 
 def qa_rows(data_cfg: Any, split: str, eval_data: Any = None, limit: int | None = None) -> list[dict]:
@@ -93,16 +80,8 @@ def qa_rows(data_cfg: Any, split: str, eval_data: Any = None, limit: int | None 
     """
     from hydra.utils import instantiate
 
-    if split == "test" and eval_data is not None:
-        loaded = instantiate(eval_data)
-        rows = list(loaded[1] if isinstance(loaded, tuple) else loaded)
-    else:
-        loaded = instantiate(data_cfg)
-        if isinstance(loaded, tuple):
-            rows = list(loaded[1]) if split == "test" else [*loaded[0], *loaded[1]]
-        else:
-            rows = list(loaded)
-    return [dict(r) for r in rows][:limit]
+    source = eval_data if split == "test" and eval_data is not None else data_cfg
+    return [dict(r) for part in chosen_parts(instantiate(source), split) for r in part][:limit]
 
 
 def build_pool_from(pool_cfg: Any) -> Any:
@@ -116,15 +95,15 @@ def run_eval(cfg: DictConfig) -> dict:
     """The Hydra task of ``rl-router eval``."""
     config: EvalConfig = typed(cfg)
     out_dir = Path(config.out_dir) if config.out_dir else Path(config.checkpoint) / "eval"
-    training = training_config(config.checkpoint)
     router = load_router(config.checkpoint)
+    recorded: Mapping[str, Any] = router.training  # the data and pool the router was trained with
+    pool_cfg = cfg.pool if cfg.get("pool") is not None else recorded.get("pool")
+    data_cfg = cfg.data if cfg.data is not None else recorded.get("data")
+    if data_cfg is None:
+        raise ValueError(f"{router.checkpoint}: no data recorded with this router; give data=<option>")
     if router.kind == "llm":
-        report = run_llm_eval(cfg, router, out_dir)
+        report = run_llm_eval(cfg, router, data_cfg, pool_cfg, out_dir)
     else:
-        data_cfg = cfg.data if cfg.data is not None else training.get("data")
-        if data_cfg is None:
-            raise ValueError(f"{config.checkpoint}: no data recorded with this router; give data=<option>")
-        pool_cfg = cfg.pool if cfg.get("pool") is not None else training.get("pool")
         table = eval_table(data_cfg, config.split, pool_cfg)
         report = evaluate_router_on_table(router, table, out_dir, progress=True)
     print((out_dir / "report.md").read_text())
@@ -132,23 +111,17 @@ def run_eval(cfg: DictConfig) -> dict:
     return report
 
 
-def run_llm_eval(cfg: DictConfig, router: Any, out_dir: Path) -> dict:
+def run_llm_eval(cfg: DictConfig, router: Any, data_cfg: Any, pool_cfg: Any, out_dir: Path) -> dict:
     """An LLM router's episodes and its baselines on QA rows against a live pool (module docstring)."""
     from rl_router.eval.llm_eval import evaluate_llm_router
 
-    training: Mapping[str, Any] = router.training
     if cfg.outcome is not None:
         router.protocol = dataclasses.replace(router.protocol, outcome=cfg.outcome)
-    pool_cfg = cfg.pool if cfg.get("pool") is not None else training.get("pool")
     if pool_cfg is None:
         raise ValueError(f"{router.checkpoint}: no pool recorded with this router; give eval pool=<option>")
-    if cfg.data is not None:
-        rows = qa_rows(cfg.data, cfg.split, limit=cfg.limit)
-    else:
-        if training.get("data") is None:
-            raise ValueError(f"{router.checkpoint}: no data recorded with this router; give data=<option>")
-        eval_data = (training.get("trainer") or {}).get("eval_data")
-        rows = qa_rows(training["data"], cfg.split, eval_data=eval_data, limit=cfg.limit)
+    # the run's own held-out rows: trainer.eval_data when it set one (Router-R1's seven benchmarks)
+    eval_data = None if cfg.data is not None else (router.training.get("trainer") or {}).get("eval_data")
+    rows = qa_rows(data_cfg, cfg.split, eval_data=eval_data, limit=cfg.limit)
     return evaluate_llm_router(
         router,
         lambda: build_pool_from(pool_cfg),  # started only if some row is still to score
