@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from rl_router.eval.pareto import plot_pareto
-from rl_router.pool.types import CandidatePool, Request
-from rl_router.trainers.grpo_math import sub_query
+from rl_router.pool.types import CandidatePool
+from rl_router.trainers.grpo_math import direct_request
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ def single_records(
 ) -> list[dict[str, Any]]:
     """Candidate ``model`` answering each row's question directly (one batched pool call)."""
     descriptor = next(d for d in pool.descriptors if d.name == model)
-    results = pool.generate([Request(model, ({"role": "user", "content": sub_query(row)},)) for row in rows])
+    results = pool.generate([direct_request(model, row) for row in rows])
     scores = score([r.text for r in results], golden_answers=[list(row["golden_answers"]) for row in rows])
     return [
         {

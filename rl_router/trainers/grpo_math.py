@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Container, Mapping, Sequence
 from typing import Any
 
+from rl_router.pool.types import Request
+
 # A router turn ends right after one of these (Router-R1's actions; the env parses the turn).
 STOP_STRINGS = ("</search>", "</answer>")
 
@@ -116,6 +118,13 @@ def sub_query(row: Mapping[str, Any]) -> str:
     'What is the capital of France?'
     """
     return " ".join(str(row["question"]).split())
+
+
+def direct_request(model: str, row: Mapping[str, Any]) -> Request:
+    """``model`` asked a row's question directly, worded as a router's route would word it
+    (:func:`sub_query`), so SFT trajectories, single-candidate baselines and router episodes share
+    response-cache entries."""
+    return Request(model, ({"role": "user", "content": sub_query(row)},))
 
 
 def episode_stats(episodes: Sequence[Mapping[str, Any]], model_names: Sequence[str]) -> dict[str, float]:

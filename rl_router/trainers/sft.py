@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Any
 from envs.router_r1_protocol import TokenCounter, information_block, truncate_tokens, whitespace_tokens
 from rewards.format import RouterR1Format
 from rewards.outcome import reply_score
-from rl_router.pool.types import CandidatePool, ModelDescriptor, Request
-from rl_router.trainers.grpo_math import sub_query
+from rl_router.pool.types import CandidatePool, ModelDescriptor
+from rl_router.trainers.grpo_math import direct_request, sub_query
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -116,9 +116,7 @@ def synthesize_trajectories(
 
     descriptors = list(pool.descriptors)
     rules = RouterR1Format([d.name for d in descriptors], max_routes=max_routes)
-    requests = [
-        Request(d.name, ({"role": "user", "content": sub_query(row)},)) for row in rows for d in descriptors
-    ]
+    requests = [direct_request(d.name, row) for row in rows for d in descriptors]
     results = pool.generate(requests)
     column = {d.name: j for j, d in enumerate(descriptors)}
     out = []
