@@ -197,7 +197,7 @@ class _Episode:
 def select_request(model: str, example: Mapping[str, Any]) -> Request:
     """The candidate call of select mode: the question as the user's only message.
 
-    Shared with :func:`rl_router.data.live_table.collect_routing_table`, so answers recorded before
+    Shared with :func:`rl_router.rollout.live_table.collect_routing_table`, so answers recorded before
     training are the response-cache entries the env's calls hit.
     """
     return Request(
@@ -224,6 +224,15 @@ class MultiLLMQAEnv(gym.Env):
     """
 
     metadata = {"render_modes": []}
+
+    @staticmethod
+    def step_batch(envs: Sequence[MultiLLMQAEnv], actions: Sequence[Any]) -> list[StepReturn]:
+        """Step several of these envs with one pool call (:func:`batched_step`).
+
+        The hook :mod:`rl_router.rollout.driver` looks for on an env class: every turn of a rollout
+        batch then reaches the candidates in one batched request.
+        """
+        return batched_step(envs, actions)
 
     def __init__(
         self,

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rewards.format import RouterR1Format, find_blocks, parse_search
-from rl_router.pool.types import Message, ModelDescriptor
+from rl_router.pool.types import Message, ModelDescriptor, Request
 
 TokenCounter = Callable[[str], int]  # text -> number of tokens (e.g. a tokenizer's encode length)
 
@@ -216,3 +216,19 @@ def parse_turn(text: str, rules: RouterR1Format) -> Turn:
     assert parsed is not None, "format_search_query (one of TURN_RULES) admits only MODEL: sub-query"
     model, query = parsed
     return Turn("search", model=rules.known_models.canonical(model), query=query)
+
+
+def sub_query(row: Mapping[str, Any]) -> str:
+    """A row's question on one line: the sub-query SFT trajectories route and single candidates answer.
+
+    >>> sub_query({"question": "  What is   the capital of France? "})
+    'What is the capital of France?'
+    """
+    return " ".join(str(row["question"]).split())
+
+
+def direct_request(model: str, row: Mapping[str, Any]) -> Request:
+    """``model`` asked a row's question directly, worded as a router's route would word it
+    (:func:`sub_query`), so SFT trajectories, single-candidate baselines and router episodes share
+    response-cache entries."""
+    return Request(model, ({"role": "user", "content": sub_query(row)},))

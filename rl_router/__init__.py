@@ -18,7 +18,7 @@ __all__ = ["__version__", "load_router"]
 def __getattr__(name: str) -> Any:
     # Imported on first use: `rl-router --help` must not pay for torch and transformers.
     if name == "load_router":
-        from rl_router.router import load_router
+        from rl_router.routers.load import load_router
 
         return load_router
     raise AttributeError(f"module 'rl_router' has no attribute {name!r}")

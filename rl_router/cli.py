@@ -66,7 +66,7 @@ def run_dir_resolver(resume: str | None, root: str, name: str) -> str:
 
 
 def _train(cfg: DictConfig) -> None:
-    from rl_router.train import run_training
+    from rl_router.recipes import run_training
 
     run_training(cfg)
 
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``rl-router`` console script."""
     import hydra
 
-    from rl_router.config import register_configs
+    from rl_router.registry import register_configs
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):

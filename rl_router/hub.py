@@ -28,38 +28,46 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import yaml
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 from safetensors.torch import load_file, save_file
 
 from rl_router import __version__
-from rl_router.config import ExportConfig, typed
+from rl_router import checkpoint as ckpt
+from rl_router.config import typed
 from rl_router.embeddings import EMBED_DIM
 from rl_router.pool.types import ModelDescriptor
-from rl_router.router import (
-    EMBEDDING_MODEL,
-    FORMAT_VERSION,
-    POOL,
-    ROUTER_CONFIG,
-    WEIGHTS,
-    descriptor_dict,
-    load_exported,
-    load_router,
-    load_run_config,
-    observation_layout,
-    pool_descriptors,
-    run_of_model_dir,
-)
-from rl_router.trainers import checkpoint as ckpt
+from rl_router.routers.folder import FORMAT_VERSION, POOL, ROUTER_CONFIG, WEIGHTS
+from rl_router.routers.load import load_exported, load_router, run_of_model_dir
+from rl_router.routers.policy import EMBEDDING_MODEL, descriptor_dict, observation_layout, pool_descriptors
+from rl_router.run import load_run_config
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class ExportConfig:
+    """Root of ``rl-router export``: a Hub-ready folder from a trained run."""
+
+    checkpoint: str = MISSING  # a run directory written by ``rl-router train``
+    repo_id: str = MISSING  # Hub repository, "<user>/<name>"
+    out_dir: str | None = None  # where the folder is written; None: <checkpoint>/export/<repo name>
+    push: bool = False  # upload with huggingface_hub (token from HF_TOKEN)
+    private: bool = False  # push=true: create the Hub repo as private (an existing repo keeps its setting)
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", self.repo_id):
+            raise ValueError(f"repo_id={self.repo_id!r}: use <user>/<name>, e.g. alice/routellm-router")
+
 
 TOKEN_ENV = "HF_TOKEN"
 NO_TOKEN = (
@@ -215,7 +223,7 @@ def export_llm_router(
     card and the run's evaluation of that model. It is assembled beside ``out``, reloaded and
     checked to write the same first turns as the run on :data:`PROBE_QUERIES`, then renamed into place.
     """
-    from rl_router.llm_router import LLMRouter
+    from rl_router.routers.llm import LLMRouter
 
     router = load_router(model_dir or run_dir)
     assert isinstance(router, LLMRouter)
@@ -427,7 +435,7 @@ def router_config(
 def card_datasets(data_cfg: Mapping[str, Any]) -> list[str]:
     """Dataset names for the card's front matter: ``routellm`` for the shipped RouteLLM table."""
     target = str(data_cfg.get("_target_", ""))
-    if target.endswith("routing_table.load_routing_splits") and not data_cfg.get("path"):
+    if target.endswith("routellm.load_routing_splits") and not data_cfg.get("path"):
         return ["routellm"]
     return []
 

@@ -18,7 +18,7 @@ from collections import defaultdict
 import numpy as np
 import torch
 
-from rl_router.data.routing_table import load_routing_splits
+from rl_router.data.routellm import load_routing_splits
 from rl_router.embeddings import embed_queries
 from rl_router.eval.routellm_metrics import apgr
 

@@ -50,7 +50,7 @@ def compose(overrides: list[str]):
     from omegaconf import OmegaConf
 
     from rl_router.cli import conf_dir, run_dir_resolver
-    from rl_router.config import register_configs
+    from rl_router.registry import register_configs
 
     register_configs()
     if not OmegaConf.has_resolver("rl_run_dir"):
@@ -61,7 +61,7 @@ def compose(overrides: list[str]):
 
 def main() -> None:
     args = parse_args()
-    from rl_router.trainers.grpo import train_llm_router
+    from rl_router.recipes.llm_router_grpo import train as train_llm_router
 
     overrides = [
         "experiment=router_r1_tiny",

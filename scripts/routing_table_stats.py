@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from rl_router.data.routing_table import load_routing_table
+from rl_router.data.routellm import load_routing_table
 
 
 def main() -> None:

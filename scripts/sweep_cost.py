@@ -29,7 +29,8 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from rl_router.eval.pareto import plot_pareto
-from rl_router.router import RUN_CONFIG, pool_descriptors
+from rl_router.routers.policy import pool_descriptors
+from rl_router.run import RUN_CONFIG
 
 DEFAULT_ALPHAS = (0.0, 0.6, 0.7, 0.8, 0.9)  # Router-R1's grid
 

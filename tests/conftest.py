@@ -31,7 +31,7 @@ def compose():
     from omegaconf import OmegaConf
 
     from rl_router.cli import conf_dir, run_dir_resolver
-    from rl_router.config import register_configs
+    from rl_router.registry import register_configs
 
     register_configs()
     if not OmegaConf.has_resolver("rl_run_dir"):

@@ -13,12 +13,11 @@ from pathlib import Path
 
 import torch
 
-from envs.multi_llm_qa import MultiLLMQAEnv
 from envs.router_r1_protocol import PROMPT_TEMPLATE
 from rewards.cost import PercentileCostNormalizer
+from rl_router.generation import Segment
 from rl_router.pool import ModelConfig, PoolConfig, build_pool
 from rl_router.pool.fake import FakeOptions
-from rl_router.trainers.grpo import Segment
 
 EOS, PAD = "<|eos|>", "<|pad|>"
 CHAT_TEMPLATE = (
@@ -136,23 +135,16 @@ def warm_normalizer() -> PercentileCostNormalizer:
 
 
 def env_factory(pool, tokenizer, normalizer: PercentileCostNormalizer | None = None, outcome: str = "em"):
-    """``make_env(row)`` as the trainer builds it: one env per episode, one shared cost normaliser."""
-    normalizer = normalizer or warm_normalizer()
+    """``make_env(rows)`` as the recipes build it (the one env factory): one shared cost normaliser."""
+    from rl_router.generation import token_counter
+    from rl_router.rollout.env_factory import env_factory as make_factory
 
-    def count_tokens(text: str) -> int:
-        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
-
-    def make_env(row):
-        return MultiLLMQAEnv(
-            pool,
-            [row],
-            mode="multi_round",
-            outcome=outcome,
-            normalizer=normalizer,
-            count_tokens=count_tokens,
-        )
-
-    return make_env
+    return make_factory(
+        {"mode": "multi_round", "outcome": outcome},
+        pool=pool,
+        normalizer=normalizer or warm_normalizer(),
+        count_tokens=token_counter(tokenizer),
+    )
 
 
 class ScriptedRouter:

@@ -17,9 +17,9 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from rl_router import __version__, load_router
-from rl_router.data.routing_table import load_routing_splits
+from rl_router.checkpoint import latest_checkpoint
+from rl_router.data.routellm import load_routing_splits
 from rl_router.hub import NO_TOKEN, export_router, run_export
-from rl_router.trainers.checkpoint import latest_checkpoint
 
 TINY = ["debug=tiny", "data.limit=300", "trainer.total_steps=256", "trainer.checkpoint_every=128"]
 REPO_ID = "alice/tiny-router"
@@ -40,7 +40,7 @@ def compose(config_name: str, overrides: list[str]):
     from hydra import initialize_config_dir
 
     from rl_router.cli import conf_dir
-    from rl_router.config import register_configs
+    from rl_router.registry import register_configs
 
     register_configs()
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
@@ -54,7 +54,7 @@ def _no_network(*args, **kwargs):
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """A tiny trained run and its export (default out_dir), written with sockets disabled."""
-    from rl_router.train import train_in
+    from rl_router.recipes.policy_router_ppo import train as train_in
 
     run_dir = tmp_path_factory.mktemp("run")
     train_in(compose("config", TINY), run_dir, progress=False)

@@ -1,4 +1,8 @@
-"""Readers for RouteLLM's recorded eval outcomes (the files under ``assets/routellm/``).
+"""RouteLLM's recorded eval outcomes as routing tables: the loaders, their data config, the file readers.
+
+The default table is RouteLLM's recorded outcomes of Mixtral-8x7B-Instruct and GPT-4-1106 on GSM8K
+and MMLU, shipped in ``assets/routellm/`` (Apache-2.0, see its NOTICE.md). ``conf/data/routellm.yaml``
+configures :class:`RoutingTableDataConfig`, which instantiates to a ``(train, test)`` split.
 
 Layout of a RouteLLM-format directory ``<root>``; each benchmark's files sit in ``<root>/<name>/``,
 or directly in ``<root>`` when that sub-directory does not exist (a flat directory of CSVs):
@@ -27,6 +31,8 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +43,7 @@ from rl_router.data.tokens import count_tokens, estimate_choice_answer_tokens
 
 logger = logging.getLogger(__name__)
 
+SHIPPED_DIR = Path(__file__).parent / "assets" / "routellm"
 RESPONSE_SUFFIX = "_response"
 MT_BENCH = "mt_bench"
 # Answers as FastChat's judge prompts quote them (multi-turn grading quotes both turns).
@@ -44,6 +51,82 @@ _MULTI_TURN_ANSWER = re.compile(r"### Assistant A:\n(.*?)\n\n(?:### User:|<\|The
 _SINGLE_ANSWER = re.compile(
     r"\[The Start of Assistant's Answer\]\n(.*?)\n\[The End of Assistant's Answer\]", re.S
 )
+
+
+def load_routing_table(
+    path: str | Path | None = None,
+    benchmarks: Sequence[str] = ("gsm8k", "mmlu"),
+    exclude_contaminated: bool = True,
+    limit: int | None = None,
+) -> RoutingTable:
+    """Load recorded outcomes in RouteLLM's format as one routing table.
+
+    Args:
+        path: A directory in RouteLLM's layout: ``<path>/<benchmark>/`` per benchmark, or all files
+            flat in ``<path>`` (see the module docstring). None: the shipped copy.
+        benchmarks: Which benchmarks, in row order: ``gsm8k``, ``mmlu``, ``mt_bench``, or the
+            name prefix of any CSV set in the same format.
+        exclude_contaminated: Drop rows whose prompt is listed as an ``eval_prompt`` in the
+            benchmark's ``contaminated_prompts.jsonl`` (RouteLLM's decontamination of its training
+            data against these evals).
+        limit: Keep a fixed random subset (seed 0) of this many rows, in table order, so small runs
+            still mix benchmarks and subjects. None: all rows.
+
+    Returns:
+        The table, named ``"routellm/<benchmarks joined by +>"``.
+
+    Raises:
+        FileNotFoundError: A benchmark has no files under ``path``.
+        ValueError: Files disagree on the models, or hold malformed scores.
+    """
+    if not benchmarks:
+        raise ValueError("benchmarks is empty: name at least one, e.g. ('gsm8k', 'mmlu')")
+    root = Path(path) if path is not None else SHIPPED_DIR
+    tables = [read_benchmark(root, name, exclude_contaminated) for name in benchmarks]
+    table = concat_tables(tables, name=f"routellm/{'+'.join(benchmarks)}")
+    if limit is not None and limit < len(table):
+        keep = np.sort(np.random.default_rng(0).choice(len(table), size=limit, replace=False))
+        table = table.subset(keep)
+    return table
+
+
+def load_routing_splits(
+    test_fraction: float = 0.3,
+    split_seed: int = 0,
+    path: str | Path | None = None,
+    benchmarks: Sequence[str] = ("gsm8k", "mmlu"),
+    exclude_contaminated: bool = True,
+    limit: int | None = None,
+) -> tuple[RoutingTable, RoutingTable]:
+    """:func:`load_routing_table` then :meth:`RoutingTable.split`: ``(train, test)``."""
+    table = load_routing_table(path, benchmarks, exclude_contaminated, limit)
+    return table.split(test_fraction, split_seed)
+
+
+@dataclass
+class RoutingTableDataConfig:
+    """A routing table with a held-out split (``conf/data/routellm.yaml``).
+
+    Instantiating it returns ``(train, test)`` routing tables (:func:`load_routing_splits`).
+    """
+
+    _target_: str = "rl_router.data.routellm.load_routing_splits"
+    path: str | None = None  # RouteLLM-format directory; None: the copy shipped in the package
+    benchmarks: list[str] = field(default_factory=lambda: ["gsm8k", "mmlu"])  # also: mt_bench
+    exclude_contaminated: bool = True  # drop RouteLLM's contaminated eval prompts
+    limit: int | None = None  # fixed random subset of this many rows (smoke runs); None: all
+    test_fraction: float = 0.3  # share of each source held out for evaluation
+    split_seed: int = 0  # seed of the held-out split
+
+    def __post_init__(self) -> None:
+        if not self.benchmarks:
+            raise ValueError("data.benchmarks is empty: use e.g. [gsm8k, mmlu]")
+        if not 0.0 < self.test_fraction < 1.0:
+            raise ValueError(f"data.test_fraction={self.test_fraction}: use a value in (0, 1), e.g. 0.3")
+        if self.limit is not None and self.limit <= 1:
+            raise ValueError(f"data.limit={self.limit}: use at least 2 rows (or null for all)")
+        if self.path is not None and not Path(self.path).is_dir():
+            raise ValueError(f"data.path={self.path!r} is not a directory: point it at RouteLLM-format data")
 
 
 def read_benchmark(root: Path, benchmark: str, exclude_contaminated: bool) -> RoutingTable:

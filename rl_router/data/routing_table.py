@@ -1,28 +1,21 @@
 """Routing tables: per query and candidate model, the recorded outcome (score, response, tokens).
 
 A routing table is the data of a replay pool and of offline router benchmarks: the router picks a
-column, the table says how that model did and what it cost. The default table is RouteLLM's
-recorded outcomes of Mixtral-8x7B-Instruct and GPT-4-1106 on GSM8K and MMLU, shipped in
-``assets/routellm/`` (Apache-2.0, see its NOTICE.md); the file formats are described in
-:mod:`rl_router.data.routellm`.
+column, the table says how that model did and what it cost. Tables come from recorded outcomes
+(RouteLLM's, read by :mod:`rl_router.data.routellm`) or from a live pool
+(:mod:`rl_router.rollout.live_table`); this module knows neither source.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import datasets
 import numpy as np
-
-logger = logging.getLogger(__name__)
-
-SHIPPED_DIR = Path(__file__).parent / "assets" / "routellm"
 
 
 # eq=False: field-wise == would compare numpy arrays, whose truth value is ambiguous.
@@ -193,82 +186,3 @@ def concat_tables(tables: Sequence[RoutingTable], name: str) -> RoutingTable:
         input_tokens=np.concatenate([t.input_tokens[:, o] for t, o in parts]).reshape(-1, len(models)),
         output_tokens=np.concatenate([t.output_tokens[:, o] for t, o in parts]).reshape(-1, len(models)),
     )
-
-
-def load_routing_table(
-    path: str | Path | None = None,
-    benchmarks: Sequence[str] = ("gsm8k", "mmlu"),
-    exclude_contaminated: bool = True,
-    limit: int | None = None,
-) -> RoutingTable:
-    """Load recorded outcomes in RouteLLM's format as one routing table.
-
-    Args:
-        path: A directory in RouteLLM's layout: ``<path>/<benchmark>/`` per benchmark, or all files
-            flat in ``<path>`` (see :mod:`rl_router.data.routellm`). None: the shipped copy.
-        benchmarks: Which benchmarks, in row order: ``gsm8k``, ``mmlu``, ``mt_bench``, or the
-            name prefix of any CSV set in the same format.
-        exclude_contaminated: Drop rows whose prompt is listed as an ``eval_prompt`` in the
-            benchmark's ``contaminated_prompts.jsonl`` (RouteLLM's decontamination of its training
-            data against these evals).
-        limit: Keep a fixed random subset (seed 0) of this many rows, in table order, so small runs
-            still mix benchmarks and subjects. None: all rows.
-
-    Returns:
-        The table, named ``"routellm/<benchmarks joined by +>"``.
-
-    Raises:
-        FileNotFoundError: A benchmark has no files under ``path``.
-        ValueError: Files disagree on the models, or hold malformed scores.
-    """
-    # Imported here: routellm builds RoutingTable objects, so importing it at the top would be circular.
-    from rl_router.data import routellm
-
-    if not benchmarks:
-        raise ValueError("benchmarks is empty: name at least one, e.g. ('gsm8k', 'mmlu')")
-    root = Path(path) if path is not None else SHIPPED_DIR
-    tables = [routellm.read_benchmark(root, name, exclude_contaminated) for name in benchmarks]
-    table = concat_tables(tables, name=f"routellm/{'+'.join(benchmarks)}")
-    if limit is not None and limit < len(table):
-        keep = np.sort(np.random.default_rng(0).choice(len(table), size=limit, replace=False))
-        table = table.subset(keep)
-    return table
-
-
-def load_routing_splits(
-    test_fraction: float = 0.3,
-    split_seed: int = 0,
-    path: str | Path | None = None,
-    benchmarks: Sequence[str] = ("gsm8k", "mmlu"),
-    exclude_contaminated: bool = True,
-    limit: int | None = None,
-) -> tuple[RoutingTable, RoutingTable]:
-    """:func:`load_routing_table` then :meth:`RoutingTable.split`: ``(train, test)``."""
-    table = load_routing_table(path, benchmarks, exclude_contaminated, limit)
-    return table.split(test_fraction, split_seed)
-
-
-@dataclass
-class RoutingTableDataConfig:
-    """A routing table with a held-out split (``conf/data/routellm.yaml``).
-
-    Instantiating it returns ``(train, test)`` routing tables (:func:`load_routing_splits`).
-    """
-
-    _target_: str = "rl_router.data.routing_table.load_routing_splits"
-    path: str | None = None  # RouteLLM-format directory; None: the copy shipped in the package
-    benchmarks: list[str] = field(default_factory=lambda: ["gsm8k", "mmlu"])  # also: mt_bench
-    exclude_contaminated: bool = True  # drop RouteLLM's contaminated eval prompts
-    limit: int | None = None  # fixed random subset of this many rows (smoke runs); None: all
-    test_fraction: float = 0.3  # share of each source held out for evaluation
-    split_seed: int = 0  # seed of the held-out split
-
-    def __post_init__(self) -> None:
-        if not self.benchmarks:
-            raise ValueError("data.benchmarks is empty: use e.g. [gsm8k, mmlu]")
-        if not 0.0 < self.test_fraction < 1.0:
-            raise ValueError(f"data.test_fraction={self.test_fraction}: use a value in (0, 1), e.g. 0.3")
-        if self.limit is not None and self.limit <= 1:
-            raise ValueError(f"data.limit={self.limit}: use at least 2 rows (or null for all)")
-        if self.path is not None and not Path(self.path).is_dir():
-            raise ValueError(f"data.path={self.path!r} is not a directory: point it at RouteLLM-format data")

@@ -31,9 +31,9 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from envs.router_r1_protocol import direct_request
 from rl_router.eval.pareto import plot_pareto
 from rl_router.pool.types import CandidatePool
-from rl_router.trainers.grpo_math import direct_request
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +215,7 @@ def evaluate_llm_router(
     """Score an LLM router and its baselines on ``rows``; write report.json, report.md and pareto.png.
 
     Args:
-        router: An :class:`~rl_router.llm_router.LLMRouter`.
+        router: An :class:`~rl_router.routers.llm.LLMRouter`.
         pool: The live candidates, the ones the router was trained with (same names, same order);
             or a function that builds them, called only when some row is still to score (a rerun
             over fully scored rows starts no engine), and closed at the end.

@@ -1,6 +1,6 @@
 """``rl-router eval checkpoint=<run dir | exported folder> [split=all] [data=<option> ...] [pool=<option>]``.
 
-A trained router against its baselines, for both router kinds (:func:`rl_router.router.load_router`
+A trained router against its baselines, for both router kinds (:func:`rl_router.routers.load.load_router`
 reads a run directory of ``rl-router train``, a folder of ``rl-router export`` or a Hub repo id):
 
 * a **small-policy router** is scored on a routing table: the run's data option (the one recorded
@@ -24,15 +24,41 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 
-from rl_router.config import EvalConfig, typed
+from rl_router.config import typed
 from rl_router.data.routing_table import RoutingTable, concat_tables
 from rl_router.eval.table_eval import evaluate_router_on_table
-from rl_router.router import load_router
+from rl_router.routers.load import load_router
+
+
+@dataclass
+class EvalConfig:
+    """Root of ``rl-router eval``: a trained run's router against baselines."""
+
+    checkpoint: str = MISSING  # a run directory of ``rl-router train``, an exported folder or a repo id
+    out_dir: str | None = None  # where report.{json,md} and pareto.png go; None: <checkpoint>/eval
+    split: str = "test"  # "test": the run's held-out rows; "all": every row (e.g. a new data.path)
+    data: Any = None  # a data option (`data=routellm data.path=...`) replacing the run's; None: the run's
+    pool: Any = None  # LLM routers: a pool option serving the router's candidates; None: the run's
+    limit: int | None = None  # LLM routers: evaluate the first N rows only
+    batch_size: int = 16  # LLM routers: episodes generated together (one pool call per turn)
+    resume: bool = True  # LLM routers: reuse rows out_dir/scored.jsonl already holds for this router
+    outcome: str | None = None  # LLM routers: score with em / f1 / reply; None: the training outcome
+
+    def __post_init__(self) -> None:
+        if self.split not in ("test", "all"):
+            raise ValueError(f"split={self.split!r}: use test (held-out rows) or all")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size={self.batch_size}: use 1 or more")
+        if self.outcome not in (None, "em", "f1", "reply"):
+            raise ValueError(f"outcome={self.outcome!r}: use em, f1, reply or null (the training outcome)")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"limit={self.limit}: use null (every row) or 1 or more")
 
 
 def chosen_parts(loaded: Any, split: str) -> list[Any]:
@@ -47,12 +73,12 @@ def eval_table(data_cfg: Any, split: str, pool_cfg: Any = None) -> RoutingTable:
 
     Recorded outcomes (``data=routellm``) are read as they are. Questions (``data=local_mix``,
     ``data=qa_local`` ...) are answered by every candidate of ``pool_cfg`` once, in big batches
-    (:func:`~rl_router.data.live_table.collect_routing_table`; with the pool's response cache on,
+    (:func:`~rl_router.rollout.live_table.collect_routing_table`; with the pool's response cache on,
     the answers recorded in training are hits).
     """
     from hydra.utils import instantiate
 
-    from rl_router.data.live_table import collect_routing_table
+    from rl_router.rollout.live_table import collect_routing_table
 
     parts = chosen_parts(instantiate(data_cfg), split)
     if all(isinstance(part, RoutingTable) for part in parts):

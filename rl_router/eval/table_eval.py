@@ -25,7 +25,7 @@ from rl_router.pool.types import ModelDescriptor
 
 if TYPE_CHECKING:
     from rl_router.data.routing_table import RoutingTable
-    from rl_router.router import PolicyRouter
+    from rl_router.routers.policy import PolicyRouter
 
 
 def dollar_matrix(

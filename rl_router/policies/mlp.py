@@ -3,7 +3,7 @@
 Configured by ``conf/policy/mlp.yaml``; used for reference tasks such as CartPole and for routers
 whose observation is just a feature vector. Every policy in this package shares one call shape,
 ``policy(obs[B, D], mask[B, A] | None) -> (logits[B, A], value[B])``, with invalid actions'
-logits already pushed to :data:`~rl_router.trainers.ppo_math.MASK_VALUE`.
+logits already pushed to :data:`~rl_router.policies.masking.MASK_VALUE`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rl_router.trainers.ppo_math import masked_logits
+from rl_router.policies.masking import masked_logits
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
 

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from rl_router.policies.masking import masked_logits
 from rl_router.policies.mlp import ACTIVATIONS, layer_init, mlp
-from rl_router.trainers.ppo_math import masked_logits
 
 
 @dataclass

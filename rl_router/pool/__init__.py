@@ -10,9 +10,10 @@
 from rl_router.pool.build import build_pool
 from rl_router.pool.descriptors import ModelConfig, PoolConfig, RayConfig, ReplayTableConfig, SamplingConfig
 from rl_router.pool.pool import ModelPool
-from rl_router.pool.types import CandidatePool, ModelDescriptor, Request, Result, SamplingParams
+from rl_router.pool.types import Backend, CandidatePool, ModelDescriptor, Request, Result, SamplingParams
 
 __all__ = [
+    "Backend",
     "CandidatePool",
     "ModelConfig",
     "ModelDescriptor",

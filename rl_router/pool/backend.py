@@ -2,7 +2,8 @@
 
 Every backend class serves ONE model and is itself a :class:`~rl_router.pool.types.CandidatePool`
 (``descriptors`` is a one-element list), so a backend can be used alone, hosted in a Ray actor, or
-composed by :class:`~rl_router.pool.pool.ModelPool`, which sends it each model's batch in one call.
+composed by :class:`~rl_router.pool.pool.ModelPool`, which sends it each model's batch in one call
+and treats it as its declared traits say (:class:`~rl_router.pool.types.Backend`).
 """
 
 from __future__ import annotations

@@ -132,12 +132,12 @@ class RayConfig:
 
 @dataclass
 class ReplayTableConfig:
-    """The recorded routing table that replay models answer from (see rl_router.data.routing_table)."""
+    """The recorded routing table that replay models answer from (see rl_router.data.routellm)."""
 
-    path: str | None = None  # table file; None: the RouteLLM table shipped with the package
+    path: str | None = None  # RouteLLM-format directory; None: the copy shipped with the package
     benchmarks: list[str] = field(default_factory=lambda: ["gsm8k", "mmlu"])  # benchmarks to load
     exclude_contaminated: bool = True  # drop prompts RouteLLM lists as contaminated
-    limit: int | None = None  # keep the first N rows (smoke runs)
+    limit: int | None = None  # fixed random subset of this many rows (smoke runs); None: all
 
 
 @dataclass

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ class FakeOptions:
     latency_s: float = 0.0  # seconds each batched call sleeps (simulates an engine call)
     failure_rate: float = 0.0  # share of requests answered with an error (same requests every time)
     seed: int = 0  # salt of the hash that picks answers and failures
+    startup_output: str = ""  # a line written to fds 1 and 2 when built, as engines print (log tests)
 
     def __post_init__(self) -> None:
         if not 0 <= self.failure_rate <= 1:
@@ -51,10 +53,20 @@ class FakeBackend:
         batch_sizes: number of requests in each ``generate`` call (tests check per-model batching).
     """
 
+    enforces_timeout = False  # in-process: the pool bounds each call with its deadline thread
+    cache_answers = True
+
     def __init__(self, descriptor: ModelDescriptor, options: FakeOptions | None = None) -> None:
         self.descriptor = descriptor
         self.options = options or FakeOptions()
         self.batch_sizes: list[int] = []
+        if self.options.startup_output:
+            # Below sys.stdout, like engine chatter from C++ and subprocesses: what a worker log must catch.
+            for fd in (1, 2):
+                os.write(fd, f"{self.options.startup_output}\n".encode())
+
+    def wait_ready(self) -> None:
+        """Ready once built."""
 
     @property
     def descriptors(self) -> list[ModelDescriptor]:

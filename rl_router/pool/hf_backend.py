@@ -38,6 +38,9 @@ class HFBackend:
         options: dtype, device and batching.
     """
 
+    enforces_timeout = False  # in-process: the pool bounds each call with its deadline thread
+    cache_answers = True
+
     def __init__(self, descriptor: ModelDescriptor, options: HFOptions | None = None) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -55,6 +58,9 @@ class HFBackend:
             path, revision=revision, dtype=getattr(torch, self.options.dtype)
         ).to(self.options.device)
         self.model.eval()
+
+    def wait_ready(self) -> None:
+        """Ready once built."""
 
     @property
     def descriptors(self) -> list[ModelDescriptor]:

@@ -44,6 +44,9 @@ class OpenAIBackend:
         ValueError: ``api_key_env`` names a variable that is not set.
     """
 
+    enforces_timeout = True  # the HTTP client times out each request and closes its connection
+    cache_answers = True
+
     def __init__(
         self, descriptor: ModelDescriptor, options: OpenAIOptions | None = None, timeout_s: float = 300.0
     ) -> None:
@@ -72,6 +75,9 @@ class OpenAIBackend:
             f"OpenAIBackend(name={self.descriptor.name!r}, model={self.descriptor.model!r}, "
             f"base_url={self.options.base_url!r}, api_key_env={self.options.api_key_env!r})"
         )
+
+    def wait_ready(self) -> None:
+        """Ready once built."""
 
     @property
     def descriptors(self) -> list[ModelDescriptor]:

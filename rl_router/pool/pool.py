@@ -23,17 +23,9 @@ from typing import Any
 
 from rl_router.pool.backend import describe_error, error_result, sampling_of
 from rl_router.pool.cache import CachedAnswer, ResponseCache, cache_key
-from rl_router.pool.openai_backend import OpenAIBackend
-from rl_router.pool.ray_actors import RemoteBackend
-from rl_router.pool.types import CandidatePool, ModelDescriptor, Request, Result
+from rl_router.pool.types import Backend, ModelDescriptor, Request, Result
 
 log = logging.getLogger(__name__)
-
-# A replay table already is a record of answers; caching it again would only copy it.
-_UNCACHED_BACKENDS = frozenset({"replay"})
-# These enforce the timeout themselves (and clean up: kill the stuck actor, close the socket);
-# the pool's own deadline is for in-process backends, whose stuck call it can only abandon.
-_SELF_TIMED = (RemoteBackend, OpenAIBackend)
 
 
 @dataclass
@@ -54,8 +46,11 @@ class ModelStats:
 class ModelPool:
     """A :class:`~rl_router.pool.types.CandidatePool` over one backend per model.
 
+    Each backend's declared traits (:class:`~rl_router.pool.types.Backend`) decide whether its
+    answers are cached and whether the pool's deadline thread bounds its calls.
+
     Args:
-        backends: one backend per model (each a one-model CandidatePool), in router order.
+        backends: one backend per model, in router order.
         cache: the response cache; None disables caching.
         timeout_s: seconds one backend call (a model's whole batch) may take.
         retries: extra attempts for a failed request.
@@ -63,13 +58,13 @@ class ModelPool:
 
     def __init__(
         self,
-        backends: Sequence[CandidatePool],
+        backends: Sequence[Backend],
         *,
         cache: ResponseCache | None = None,
         timeout_s: float = 300.0,
         retries: int = 1,
     ) -> None:
-        self.backends: dict[str, CandidatePool] = {}
+        self.backends: dict[str, Backend] = {}
         for backend in backends:
             for d in backend.descriptors:
                 if d.name in self.backends:
@@ -97,7 +92,7 @@ class ModelPool:
                 results[i] = error_result(
                     f"unknown model {request.model!r}; the pool has {list(self._descriptors)}"
                 )
-            elif self.cache is not None and d.backend not in _UNCACHED_BACKENDS:
+            elif self.cache is not None and self.backends[d.name].cache_answers:
                 keys[i] = cache_key(d, request.messages, sampling_of(request, d))
         hits = self._cache_get(keys.values())
 
@@ -150,7 +145,7 @@ class ModelPool:
             start = time.perf_counter()
             try:
                 batch = [requests[i] for i in todo]
-                if isinstance(backend, _SELF_TIMED):
+                if backend.enforces_timeout:  # it cleans up after itself, too (kills a stuck actor)
                     out = backend.generate(batch)
                 else:
                     out = _call_with_deadline(backend.generate, batch, self.timeout_s)

@@ -6,40 +6,66 @@ decorator literals. Ray is imported inside functions, so ``import rl_router.pool
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rl_router.pool.backend import describe_error
+from rl_router.pool.factory import make_backend
 from rl_router.pool.types import ModelDescriptor, Request, Result
+from rl_router.pool.worker_logs import move_loggers, redirect_process_output
 
 if TYPE_CHECKING:
     from rl_router.pool.descriptors import ModelConfig, RayConfig
+
+log = logging.getLogger(__name__)
 
 
 class ActorRestartedError(RuntimeError):
     """The model's actor died during a call and was replaced; the call's requests may be retried."""
 
 
-def ensure_ray(cfg: RayConfig) -> None:
-    """Start a local Ray (``num_cpus`` from config) or join ``cfg.address``, unless Ray is already up."""
+def ensure_ray(cfg: RayConfig, *, log_file: Path | None = None) -> None:
+    """Start a local Ray (``num_cpus`` from config) or join ``cfg.address``, unless Ray is already up.
+
+    Args:
+        cfg: where Ray runs.
+        log_file: when given and Ray starts here: the ``ray`` logger writes to this file, worker
+            output stays off the driver's terminal (``log_to_driver=False``) and Ray logs at WARNING.
+    """
     import ray
 
     if ray.is_initialized():
         return
+    options: dict[str, Any] = {}
+    if log_file is not None:
+        move_loggers(log_file, ["ray"])  # before init, so its start-up warnings go to the file too
+        options = {"log_to_driver": False, "logging_level": logging.WARNING}
     if cfg.address is None:
-        ray.init(num_cpus=cfg.num_cpus, namespace=cfg.namespace, include_dashboard=False)
+        ray.init(num_cpus=cfg.num_cpus, namespace=cfg.namespace, include_dashboard=False, **options)
     else:
-        ray.init(address=cfg.address, namespace=cfg.namespace)
+        ray.init(address=cfg.address, namespace=cfg.namespace, **options)
 
 
 class BackendHost:
-    """Body of the Ray actor: builds one in-process backend in the actor's process and serves it."""
+    """Body of the Ray actor: builds one in-process backend in the actor's process and serves it.
 
-    def __init__(self, cfg: ModelConfig, timeout_s: float) -> None:
-        from rl_router.pool.build import make_backend
+    Args:
+        cfg: the model.
+        timeout_s: per-request timeout handed to the backend (HTTP backends).
+        log_file: where the actor's process writes its output and logs; None: Ray's default (the
+            driver's terminal, unless Ray was started with ``log_to_driver=False``).
+    """
 
-        self.backend = make_backend(cfg, timeout_s=timeout_s, in_process=True)
+    def __init__(self, cfg: ModelConfig, timeout_s: float, log_file: Path | None = None) -> None:
+        if log_file is not None:
+            redirect_process_output(log_file)  # first, so the model's loading output goes there too
+        start = time.perf_counter()
+        self.backend = make_backend(cfg, timeout_s=timeout_s)
+        log.info("%s: %s backend ready in %.1f s", cfg.name, cfg.backend, time.perf_counter() - start)
 
     def ready(self) -> dict[str, Any]:
         """Once the backend is built (model loaded): the actor's pid and the resources Ray gave it."""
@@ -68,12 +94,18 @@ class RemoteBackend:
     Args:
         cfg: the model (backend, resources, options); shipped to the actor.
         timeout_s: seconds one ``generate`` call may take once the actor is ready.
+        log_file: absolute path the actor (and every replacement) appends its output and logs to;
+            None: Ray's default.
     """
 
-    def __init__(self, cfg: ModelConfig, timeout_s: float) -> None:
+    enforces_timeout = True  # a stuck actor is killed and replaced (see above)
+    cache_answers = True
+
+    def __init__(self, cfg: ModelConfig, timeout_s: float, *, log_file: Path | None = None) -> None:
         self.cfg = cfg
         self.descriptor = cfg.descriptor()
         self.timeout_s = timeout_s
+        self.log_file = log_file
         self.restarts = 0
         self.actor: Any = None
         self._ready: Any = None  # ObjectRef of the actor's ready() call
@@ -87,16 +119,20 @@ class RemoteBackend:
         remote = ray.remote(BackendHost).options(
             num_cpus=self.cfg.num_cpus, num_gpus=self.cfg.num_gpus, max_restarts=0
         )
-        self.actor = remote.remote(self.cfg, self.timeout_s)
+        self.actor = remote.remote(self.cfg, self.timeout_s, self.log_file)
         self._ready = self.actor.ready.remote()
         self._info = None
 
-    def wait_ready(self) -> dict[str, Any]:
-        """Block until the actor has built its backend; returns its pid and assigned resources.
+    def wait_ready(self) -> None:
+        """Block until the actor has built its backend (loaded its model).
 
         Raises:
             ray.exceptions.RayActorError: building the backend failed (the cause is in the message).
         """
+        self.actor_info()
+
+    def actor_info(self) -> dict[str, Any]:
+        """The actor's pid and the resources Ray assigned it, once it is ready (waits like wait_ready)."""
         import ray
 
         if self._info is None:
@@ -119,8 +155,7 @@ class RemoteBackend:
         from ray.exceptions import GetTimeoutError, RayActorError
 
         try:
-            if self._info is None:
-                self.wait_ready()
+            self.wait_ready()  # at once unless the actor was (re)started since the last call
             return ray.get(self.actor.generate.remote(list(requests)), timeout=self.timeout_s)
         except GetTimeoutError:
             self._replace()

@@ -28,6 +28,9 @@ class ReplayBackend:
         ValueError: the table has no column ``descriptor.model``.
     """
 
+    enforces_timeout = False  # in-process: the pool bounds each call with its deadline thread
+    cache_answers = False  # the table already is the record of answers
+
     def __init__(self, descriptor: ModelDescriptor, table: RoutingTable) -> None:
         if descriptor.model not in table.models:
             raise ValueError(
@@ -37,6 +40,9 @@ class ReplayBackend:
         self.descriptor = descriptor
         self.table = table
         self._column = table.models.index(descriptor.model)
+
+    def wait_ready(self) -> None:
+        """Ready once built."""
 
     @property
     def descriptors(self) -> list[ModelDescriptor]:

@@ -1,7 +1,7 @@
 """The small contract every environment sees: descriptors, requests, results and the pool Protocol.
 
-Envs import only this module; backends (replay, fake, hf, vllm, openai) live beside it and satisfy
-:class:`CandidatePool` structurally.
+Envs import only :class:`CandidatePool`; backends (replay, fake, hf, vllm, openai, Ray-hosted) live
+beside it and satisfy :class:`Backend` structurally, declaring the traits the pool reads.
 """
 
 from __future__ import annotations
@@ -86,3 +86,31 @@ class CandidatePool(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class Backend(CandidatePool, Protocol):
+    """One model's server inside :class:`~rl_router.pool.pool.ModelPool`: a one-model CandidatePool.
+
+    Each backend class declares how the pool must treat it; the pool reads these traits and never
+    checks a backend's type.
+
+    Attributes:
+        enforces_timeout: True when ``generate`` itself raises :class:`TimeoutError` once the pool's
+            ``timeout_s`` has passed, and cleans up (the Ray-hosted backend replaces its stuck actor,
+            the HTTP client drops the connection); the pool then calls it directly. False: the pool
+            runs each call in a deadline thread and abandons it when time is up (an in-process call
+            cannot be killed).
+        cache_answers: False when the answers already are a record (replay), so the pool's response
+            cache would only copy them.
+    """
+
+    enforces_timeout: bool
+    cache_answers: bool
+
+    def wait_ready(self) -> None:
+        """Block until the backend can answer; returns at once for backends built ready.
+
+        Raises:
+            Exception: the model failed to load (e.g. ``ray.exceptions.RayActorError``).
+        """
+        ...

@@ -50,6 +50,10 @@ class VLLMBackend:
         options: engine arguments.
     """
 
+    # Built inside a Ray actor; the actor's RemoteBackend enforces the pool's timeout.
+    enforces_timeout = False
+    cache_answers = True
+
     def __init__(self, descriptor: ModelDescriptor, options: VLLMOptions | None = None) -> None:
         self.descriptor = descriptor
         self.options = options or VLLMOptions()
@@ -71,6 +75,9 @@ class VLLMBackend:
             revision=None if descriptor.revision == "main" else descriptor.revision,
             **engine_args,
         )
+
+    def wait_ready(self) -> None:
+        """Ready once built."""
 
     @property
     def descriptors(self) -> list[ModelDescriptor]:

@@ -1,22 +1,13 @@
-"""Pure helpers of the GRPO recipe: group checks, where a router turn ends, and episode statistics.
+"""Pure helpers of the GRPO bridge: group checks and episode statistics.
 
 Nothing here touches a model, a tokenizer object or TRL; :mod:`rl_router.trainers.grpo` composes
 these functions and the tests check each one on small hand-made inputs.
-
-Token lists are plain ``list[int]``. A *turn* is the router's text between two env messages; it ends
-at the first of: a stop string (``</search>`` or ``</answer>``), an end-of-sequence token, or its
-token budget.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
-
-from rl_router.pool.types import Request
-
-# A router turn ends right after one of these (Router-R1's actions; the env parses the turn).
-STOP_STRINGS = ("</search>", "</answer>")
 
 
 class GroupOrderError(RuntimeError):
@@ -59,72 +50,6 @@ def check_groups(question_ids: Sequence[Any], num_generations: int) -> None:
                 f"questions {sorted(set(map(str, group)))}; GRPO groups must repeat one question "
                 "num_generations times in a row (TRL's RepeatSampler order)"
             )
-
-
-def turn_end(
-    ids: Sequence[int],
-    limit: int,
-    eos_ids: Container[int],
-    decode: Callable[[Sequence[int]], str],
-    stop_strings: Sequence[str] = STOP_STRINGS,
-) -> tuple[int, str]:
-    """Where a generated router turn ends: ``(length to keep, reason)``.
-
-    The reason is ``"stop"`` (the kept tokens end in a stop string), ``"eos"`` (the last kept token
-    is an end-of-sequence token) or ``"length"`` (the turn used its whole budget without either).
-    Tokens after the end are padding or beyond this episode's budget. A stop string found before the
-    first EOS wins: a batched ``generate`` pads finished rows with the pad token, which is often the
-    EOS token itself.
-
-    Args:
-        ids: The generated tokens of one row (no prompt), possibly padded at the end.
-        limit: This episode's token budget for the turn.
-        eos_ids: End-of-sequence token ids.
-        decode: Token ids to text (the router tokenizer's decode).
-        stop_strings: Strings that end a turn.
-
-    Example (characters as tokens, ``0`` as EOS/pad):
-        >>> decode = lambda ids: "".join(chr(i) for i in ids if i)
-        >>> ids = [ord(c) for c in "<a>x</answer>"] + [0, 0]
-        >>> turn_end(ids, limit=20, eos_ids={0}, decode=decode)
-        (13, 'stop')
-        >>> turn_end([ord("h"), ord("i"), 0, 0], limit=20, eos_ids={0}, decode=decode)
-        (3, 'eos')
-        >>> turn_end([ord(c) for c in "hello"], limit=3, eos_ids={0}, decode=decode)
-        (3, 'length')
-    """
-    ids = list(ids[:limit])
-    first_eos = next((i for i, t in enumerate(ids) if t in eos_ids), None)
-    body = ids if first_eos is None else ids[:first_eos]
-    if any(s in decode(body) for s in stop_strings):
-        # The shortest prefix whose text holds a stop string (its text only grows with the prefix).
-        lo, hi = 0, len(body)  # decode(body[:lo]) has no stop string, decode(body[:hi]) has one
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if any(s in decode(body[:mid]) for s in stop_strings):
-                hi = mid
-            else:
-                lo = mid
-        return hi, "stop"
-    if first_eos is not None:
-        return first_eos + 1, "eos"
-    return len(ids), "length"
-
-
-def sub_query(row: Mapping[str, Any]) -> str:
-    """A row's question on one line: the sub-query SFT trajectories route and single candidates answer.
-
-    >>> sub_query({"question": "  What is   the capital of France? "})
-    'What is the capital of France?'
-    """
-    return " ".join(str(row["question"]).split())
-
-
-def direct_request(model: str, row: Mapping[str, Any]) -> Request:
-    """``model`` asked a row's question directly, worded as a router's route would word it
-    (:func:`sub_query`), so SFT trajectories, single-candidate baselines and router episodes share
-    response-cache entries."""
-    return Request(model, ({"role": "user", "content": sub_query(row)},))
 
 
 def episode_stats(episodes: Sequence[Mapping[str, Any]], model_names: Sequence[str]) -> dict[str, float]:

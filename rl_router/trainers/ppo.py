@@ -39,8 +39,8 @@ from torch import nn
 from torch.distributions import Categorical
 from tqdm.auto import tqdm
 
+from rl_router import checkpoint as ckpt
 from rl_router.loggers import JsonlLogger, Logger, NullLogger
-from rl_router.trainers import checkpoint as ckpt
 from rl_router.trainers.ppo_math import (
     clipped_policy_loss,
     clipped_value_loss,

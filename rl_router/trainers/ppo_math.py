@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import torch
 
+from rl_router.policies.masking import masked_logits
+
 # A finite stand-in for -inf: softmax still gives invalid actions probability exactly 0, while
 # ``0 * log p`` stays finite in entropies (``0 * -inf`` would be NaN).
-MASK_VALUE = torch.finfo(torch.float32).min
 
 
 def compute_gae(
@@ -123,30 +124,6 @@ def clipped_value_loss(
         return 0.5 * unclipped.mean()
     v_clipped = old_v + torch.clamp(new_v - old_v, -clip, clip)
     return 0.5 * torch.max(unclipped, (v_clipped - returns) ** 2).mean()
-
-
-def masked_logits(logits: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Push invalid actions' logits to :data:`MASK_VALUE` so they get probability exactly 0.
-
-    Args:
-        logits: ``[B, A]`` unnormalised action scores.
-        mask: ``[B, A]`` bool (or 0/1), True where the action is valid; None: all valid.
-
-    Raises:
-        ValueError: a row with no valid action (the env must always leave one).
-
-    >>> torch.softmax(masked_logits(torch.zeros(1, 3), torch.tensor([[True, False, True]])), -1).tolist()
-    [[0.5, 0.0, 0.5]]
-    """
-    if mask is None:
-        return logits
-    mask = mask.to(torch.bool)
-    if mask.shape != logits.shape:
-        raise ValueError(f"action mask {tuple(mask.shape)} does not match logits {tuple(logits.shape)}")
-    if not mask.any(dim=-1).all():
-        rows = (~mask.any(dim=-1)).nonzero().flatten().tolist()
-        raise ValueError(f"rows {rows} have every action masked: the env must leave at least one valid")
-    return logits.masked_fill(~mask, MASK_VALUE)
 
 
 def entropy_masked(logits: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:

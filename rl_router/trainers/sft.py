@@ -31,11 +31,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from envs.router_r1_protocol import TokenCounter, information_block, truncate_tokens, whitespace_tokens
+from envs.router_r1_protocol import (
+    TokenCounter,
+    direct_request,
+    information_block,
+    sub_query,
+    truncate_tokens,
+    whitespace_tokens,
+)
 from rewards.format import RouterR1Format
 from rewards.outcome import reply_score
 from rl_router.pool.types import CandidatePool, ModelDescriptor
-from rl_router.trainers.grpo_math import direct_request, sub_query
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -158,7 +164,7 @@ def tokenize_trajectory(
     tokenised on its own, as a rollout concatenates router turns and env blocks; an EOS ends it.
     ``completion_mask`` is 1 on router tokens and the EOS, 0 on the prompt and on env text.
     """
-    from rl_router.trainers.grpo import chat_prompt_ids
+    from rl_router.generation import chat_prompt_ids
 
     ids = chat_prompt_ids(tokenizer, trajectory.prompt)
     mask = [0] * len(ids)

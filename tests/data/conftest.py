@@ -7,13 +7,13 @@ import pytest
 
 @pytest.fixture(scope="session")
 def shipped_table():
-    from rl_router.data.routing_table import load_routing_table
+    from rl_router.data.routellm import load_routing_table
 
     return load_routing_table()
 
 
 @pytest.fixture(scope="session")
 def shipped_table_raw():
-    from rl_router.data.routing_table import load_routing_table
+    from rl_router.data.routellm import load_routing_table
 
     return load_routing_table(exclude_contaminated=False)

@@ -14,7 +14,8 @@ from omegaconf import OmegaConf
 from rl_router.data.fanout_qa import FanOutQADataConfig
 from rl_router.data.qa import QALocalDataConfig, RouterR1DataConfig
 from rl_router.data.reasoning_tasks import ReasoningGymDataConfig
-from rl_router.data.routing_table import RoutingTable, RoutingTableDataConfig
+from rl_router.data.routellm import RoutingTableDataConfig
+from rl_router.data.routing_table import RoutingTable
 
 DATA_CONF = Path(__file__).resolve().parents[2] / "conf" / "data"
 # (group, schema name, class): what rl_router/config.py registers for the `data` group.

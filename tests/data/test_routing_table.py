@@ -10,12 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rl_router.data.routing_table import (
-    SHIPPED_DIR,
-    RoutingTable,
-    RoutingTableDataConfig,
-    load_routing_table,
-)
+from rl_router.data.routellm import SHIPPED_DIR, RoutingTableDataConfig, load_routing_table
+from rl_router.data.routing_table import RoutingTable
 
 # The original RouteLLM files, beside the repository on the team's machines (absent on a user's).
 ORIGINAL_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "routellm"

@@ -18,7 +18,7 @@ from grpo_helpers import (
 )
 
 from rl_router.eval.llm_eval import SCORED, evaluate_llm_router
-from rl_router.llm_router import LLMRouter, ProtocolSettings
+from rl_router.routers.llm import LLMRouter, ProtocolSettings
 
 # Capitals go to fake-small (always "Paris"), arithmetic to fake-large (always "42"); the answer
 # copies what the candidate said. Right on France and on 6 x 7, wrong on Peru.

@@ -1,9 +1,16 @@
-"""Pool test helpers: a tiny routing table (the loopback OpenAI server is in tests/conftest.py)."""
+"""Pool test fixtures: a tiny routing table, one local Ray for the session, logger state kept.
+
+The loopback OpenAI server is in tests/conftest.py.
+"""
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
+
+from rl_router.pool.worker_logs import LIBRARY_LOGGERS
 
 
 @pytest.fixture
@@ -22,3 +29,29 @@ def tiny_table():
         input_tokens=np.array([[10, 12], [11, 13], [20, 20]]),
         output_tokens=np.array([[100, 300], [120, 310], [1, 1]]),
     )
+
+
+@pytest.fixture(scope="session")
+def local_ray():
+    """A local Ray with two CPUs, started once: every Ray test module shares it (start-up costs seconds)."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, namespace="rl_router_tests")
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture
+def keep_library_loggers():
+    """Undo what ``build_pool(log_file=...)`` does to this process's library loggers."""
+    saved = {}
+    for name in LIBRARY_LOGGERS:
+        logger = logging.getLogger(name)
+        saved[name] = (list(logger.handlers), logger.propagate)
+    yield
+    for name, (handlers, propagate) in saved.items():
+        logger = logging.getLogger(name)
+        for handler in logger.handlers:
+            if handler not in handlers:
+                handler.close()
+        logger.handlers[:] = handlers
+        logger.propagate = propagate

@@ -111,7 +111,7 @@ def test_descriptor_carries_prices_and_default_sampling():
 
 
 def test_replay_file_builds_on_the_shipped_routellm_table(compose_pool):
-    from rl_router.data.routing_table import load_routing_table
+    from rl_router.data.routellm import load_routing_table
 
     table = load_routing_table(limit=20)
     with instantiate(compose_pool("replay", ["replay.limit=20"])) as pool:

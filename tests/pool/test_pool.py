@@ -1,4 +1,4 @@
-"""ModelPool: one batched call per model, order, concurrency, retries, timeouts, never raising."""
+"""ModelPool: one batched call per model, order, concurrency, retries, timeouts, traits, never raising."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 from pool_helpers import req
 
 from rl_router.pool import CandidatePool, ModelConfig, PoolConfig, build_pool
+from rl_router.pool.cache import ResponseCache
 from rl_router.pool.fake import FakeBackend, FakeOptions
 from rl_router.pool.pool import ModelPool
 from rl_router.pool.types import ModelDescriptor, Request, Result, SamplingParams
@@ -21,9 +22,15 @@ def fake(name: str, **options) -> FakeBackend:
 class Exploding:
     """A backend whose engine raises on every call (a crashed engine, a bug in a client)."""
 
+    enforces_timeout = False
+    cache_answers = True
+
     def __init__(self, name: str) -> None:
         self.descriptor = ModelDescriptor(name, "fake")
         self.calls = 0
+
+    def wait_ready(self) -> None:
+        pass
 
     @property
     def descriptors(self) -> list[ModelDescriptor]:
@@ -92,6 +99,37 @@ def test_in_process_backend_past_the_timeout_fails_fast():
     assert time.perf_counter() - start < 1.0
     assert results[0].error == "TimeoutError: no answer within 0.3s" and results[1].ok
     assert pool.stats()["slow"]["timeouts"] == 1
+
+
+class SelfTimed(FakeBackend):
+    """A fake that declares, as Ray-hosted and HTTP backends do, that it enforces the timeout itself."""
+
+    enforces_timeout = True
+
+
+class Recorded(FakeBackend):
+    """A fake that declares, as replay does, that its answers already are a record."""
+
+    cache_answers = False
+
+
+@pytest.mark.parametrize(("backend_class", "ok"), [(SelfTimed, True), (FakeBackend, False)])
+def test_deadline_thread_only_for_backends_that_do_not_time_themselves(backend_class, ok):
+    slow = backend_class(ModelDescriptor("slow", "fake"), FakeOptions(latency_s=0.6))
+    pool = ModelPool([slow], timeout_s=0.2, retries=0)
+    (result,) = pool.generate([req("slow", "x")])
+    # The pool's 0.2 s deadline cuts off only the backend that left timing to the pool.
+    assert result.ok is ok and result.text == ("slow: x" if ok else "")
+    assert pool.stats()["slow"]["timeouts"] == (0 if ok else 1)
+
+
+def test_answers_a_backend_declares_a_record_are_not_cached(tmp_path):
+    recorded, cached = Recorded(ModelDescriptor("rec", "fake")), fake("live")
+    pool = ModelPool([recorded, cached], cache=ResponseCache(tmp_path))
+    for _ in range(2):
+        pool.generate([req("rec", "q"), req("live", "q")])
+    assert (recorded.batch_sizes, cached.batch_sizes) == ([1, 1], [1])
+    assert len(pool.cache) == 1
 
 
 def test_unknown_model_is_an_error_result():

@@ -1,6 +1,6 @@
 """Ray-hosted backends (fake engine, local Ray): resources from config, dead and stalled actors.
 
-Fast tier: a local Ray with fake engines starts in a few seconds; one Ray for the whole module.
+Fast tier: a local Ray with fake engines starts in a few seconds; one Ray for the session (conftest).
 """
 
 from __future__ import annotations
@@ -15,13 +15,7 @@ from rl_router.pool import CandidatePool, ModelConfig, PoolConfig, build_pool
 from rl_router.pool.ray_actors import RemoteBackend
 
 ray = pytest.importorskip("ray")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, namespace="rl_router_tests")
-    yield
-    ray.shutdown()
+pytestmark = pytest.mark.usefixtures("local_ray")
 
 
 def actor_pool(latency_s: float, timeout_s: float = 30.0, retries: int = 1) -> PoolConfig:
@@ -42,7 +36,7 @@ def test_actor_gets_resources_from_config_and_batches_per_model():
     with build_pool(actor_pool(latency_s=0.0)) as pool:
         remote = pool.backends["slow"]
         assert isinstance(remote, RemoteBackend) and isinstance(remote, CandidatePool)
-        assert remote.wait_ready()["resources"] == {"CPU": 0.5}
+        assert remote.actor_info()["resources"] == {"CPU": 0.5}
         results = pool.generate([req(m, f"q{i}") for i in range(6) for m in ("slow", "local")])
         assert remote.batch_sizes() == [6]
     assert [r.text for r in results[:4]] == ["slow: q0", "local: q0", "slow: q1", "local: q1"]
@@ -51,7 +45,7 @@ def test_actor_gets_resources_from_config_and_batches_per_model():
 def test_actor_killed_mid_batch_is_restarted_and_its_requests_retried():
     with build_pool(actor_pool(latency_s=1.5)) as pool:
         remote = pool.backends["slow"]
-        old_pid = remote.wait_ready()["pid"]
+        old_pid = remote.actor_info()["pid"]
         killer = threading.Timer(0.5, lambda: ray.kill(remote.actor))
         killer.start()
         results = pool.generate([req("slow", f"q{i}") for i in range(4)] + [req("local", "x")])
@@ -59,17 +53,17 @@ def test_actor_killed_mid_batch_is_restarted_and_its_requests_retried():
         stats = pool.stats()["slow"]
         assert [r.text for r in results] == [f"slow: q{i}" for i in range(4)] + ["local: x"]
         assert (remote.restarts, stats["retries"], stats["errors"], stats["batches"]) == (1, 4, 0, 2)
-        assert remote.wait_ready()["pid"] != old_pid
+        assert remote.actor_info()["pid"] != old_pid
         assert remote.batch_sizes() == [4]  # the fresh actor answered the retried batch
 
 
 def test_stalled_actor_times_out_and_is_replaced():
     with build_pool(actor_pool(latency_s=20.0, timeout_s=1.0, retries=0)) as pool:
         remote = pool.backends["slow"]
-        old_pid = remote.wait_ready()["pid"]
+        old_pid = remote.actor_info()["pid"]
         start = time.perf_counter()
         (result,) = pool.generate([req("slow", "q")])
         assert time.perf_counter() - start < 5.0
         assert result.error == "TimeoutError: slow: no answer within 1s"
         assert pool.stats()["slow"]["timeouts"] == 1 and remote.restarts == 1
-        assert remote.wait_ready()["pid"] != old_pid
+        assert remote.actor_info()["pid"] != old_pid

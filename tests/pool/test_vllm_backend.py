@@ -19,10 +19,7 @@ PROMPTS = ["Hi", "What is the capital of France?", "Name three colours, please, 
 
 
 @pytest.fixture(scope="module")
-def pool():
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False)
+def pool(local_ray):
     cfg = PoolConfig(
         models=[
             ModelConfig(
@@ -46,7 +43,6 @@ def pool():
     )
     with build_pool(cfg) as p:
         yield p
-    ray.shutdown()
 
 
 def test_vllm_answers_a_batch_like_transformers(pool):

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
+from rl_router import checkpoint as ckpt
 from rl_router.policies.mlp import ActorCritic
-from rl_router.trainers import checkpoint as ckpt
 from rl_router.trainers.ppo import PPOConfig, make_vec_env, train
 
 torch.set_num_threads(1)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import pickle
 from pathlib import Path
 
 import pytest
@@ -22,17 +21,11 @@ from grpo_helpers import (
     warm_normalizer,
 )
 
-from rl_router.trainers.grpo import (
-    EnvRollout,
-    GRPOTrainerConfig,
-    HFTurnGenerator,
-    StopOnStrings,
-    grpo_dataset,
-    reward_functions,
-    tagged_prompt,
-    train_llm_router,
-)
-from rl_router.trainers.grpo_math import GroupOrderError, check_groups, turn_end
+from rl_router.generation import HFTurnGenerator, StopOnStrings, turn_end
+from rl_router.recipes.llm_router_grpo import train as train_llm_router
+from rl_router.rollout.driver import RolloutDriver, tagged_prompt
+from rl_router.trainers.grpo import GRPOTrainerConfig, TRLRollout, grpo_dataset, reward_functions
+from rl_router.trainers.grpo_math import GroupOrderError, check_groups
 
 torch.set_num_threads(1)
 
@@ -46,14 +39,6 @@ def prompts_for(pool, rows, repeats: int) -> list:
     return [tagged_prompt(row, pool.descriptors, 4) for row in rows for _ in range(repeats)]
 
 
-def play(tok, script, rows=ROWS[:2], repeats=2, max_completion_tokens=512, reason=None):
-    pool = fake_pool()
-    rollout = EnvRollout(env_factory(pool, tok), ROWS, tok, 64, max_completion_tokens)
-    router = ScriptedRouter(tok, script, reason=reason)
-    out = rollout.play(prompts_for(pool, rows, repeats), router, num_generations=repeats)
-    return out, pool, router, rollout
-
-
 # -- groups hold one question each -----------------------------------------------------------------
 def test_check_groups_accepts_repeats_and_rejects_mixed_or_ragged_groups():
     check_groups(["a", "a", "b", "b"], 2)
@@ -65,59 +50,12 @@ def test_check_groups_accepts_repeats_and_rejects_mixed_or_ragged_groups():
 
 def test_rollout_refuses_a_misordered_batch_before_calling_anyone(tok):
     pool = fake_pool()
-    rollout = EnvRollout(env_factory(pool, tok), ROWS, tok, 64, 512)
+    rollout = TRLRollout(RolloutDriver(env_factory(pool, tok), ROWS, tok, 64, 512))
     router = ScriptedRouter(tok, route_then_answer())
     interleaved = [tagged_prompt(ROWS[i], pool.descriptors, 4) for i in (0, 1, 0, 1)]
     with pytest.raises(GroupOrderError):
         rollout.play(interleaved, router, num_generations=2)
     assert pool.calls == [] and router.calls == []
-
-
-# -- the rollout -----------------------------------------------------------------------------------
-def test_env_mask_covers_exactly_the_information_blocks(tok):
-    out, _, _, _ = play(tok, route_then_answer("fake-small", "Paris"))
-    assert len(out["completion_ids"]) == 4
-    for ids, mask in zip(out["completion_ids"], out["env_mask"], strict=True):
-        assert len(ids) == len(mask)
-        env_text = tok.decode([t for t, m in zip(ids, mask, strict=True) if m == 0])
-        router_text = tok.decode([t for t, m in zip(ids, mask, strict=True) if m == 1])
-        assert env_text == "\n\n<information>Paris</information>\n\n"
-        assert router_text.startswith("<think>Ask the small one.</think>\n<search>fake-small: ")
-        assert router_text.endswith("<answer>Paris</answer><|eos|>")
-        assert ids[-1] == tok.eos_token_id and mask[-1] == 1  # a policy EOS ends the trajectory
-    # the env's verdicts reach TRL as clean per-sample fields
-    assert out["question_id"] == ["capitals/0", "capitals/0", "math/0", "math/0"]
-    assert out["correct"] == [1.0, 1.0, 0.0, 0.0]
-    assert out["format_ok"] == [True] * 4 and out["calls"] == [1] * 4 and out["answer"] == ["Paris"] * 4
-    assert out["cost_usd"] == pytest.approx([0.1 / 1e6] * 4)  # one output token at $0.1 / 1M
-    assert out["episode_reward"] == pytest.approx([1.0, 1.0, 0.0, 0.0])
-    assert out["logprobs"] is None  # no vLLM: TRL recomputes them
-
-
-def test_one_generation_and_one_pool_call_per_turn(tok):
-    out, pool, router, _ = play(tok, route_then_answer("fake-large", "42"), rows=ROWS, repeats=2)
-    assert router.calls == [6, 6]  # turn 1: 6 episodes route; turn 2: 6 episodes answer
-    assert pool.calls == [6]  # all 6 routes of the turn in one pool.generate; answers call no one
-    assert out["correct"] == [0.0, 0.0, 1.0, 1.0, 0.0, 0.0]
-
-
-def test_trajectories_out_of_room_end_as_format_violations_without_eos(tok):
-    # 48 tokens hold the first turn but not its information block plus another turn
-    out, pool, router, rollout = play(tok, route_then_answer(), max_completion_tokens=48)
-    assert router.calls == [4] and pool.calls == [4]
-    assert out["format_ok"] == [False] * 4 and out["episode_reward"] == [-1.0] * 4
-    assert out["truncated"] == [True] * 4
-    assert all(ids[-1] != tok.eos_token_id for ids in out["completion_ids"])  # TRL counts them clipped
-    for ids, mask in zip(out["completion_ids"], out["env_mask"], strict=True):
-        assert len(ids) <= 48 and 0 not in mask  # the block that did not fit was not appended
-    stats = [e["truncated"] for e in rollout.take_episodes()]
-    assert stats == [True] * 4 and rollout.take_episodes() == []
-
-
-def test_a_turn_cut_by_its_budget_is_invalid_and_gets_no_eos(tok):
-    out, pool, _, _ = play(tok, lambda q, turn, k: "<think>I keep thinking and thinking", reason="length")
-    assert pool.calls == [] and out["episode_reward"] == [-1.0] * 4 and out["truncated"] == [True] * 4
-    assert all(ids[-1] != tok.eos_token_id for ids in out["completion_ids"])
 
 
 def test_hf_generator_respects_each_rows_budget(tok):
@@ -159,7 +97,9 @@ def test_env_tokens_get_no_gradient_through_trl_loss(tok, tmp_path):
     from trl.trainer.utils import pad
 
     model = tiny_model(tok)
-    out, pool, _, rollout = play(tok, route_then_answer())
+    pool = fake_pool()
+    rollout = TRLRollout(RolloutDriver(env_factory(pool, tok), ROWS, tok, 64, 512))
+    out = rollout.play(prompts_for(pool, ROWS[:2], 2), ScriptedRouter(tok, route_then_answer()), 2)
     funcs, weights = reward_functions()
     args = GRPOConfig(
         output_dir=str(tmp_path), per_device_train_batch_size=4, num_generations=2, max_completion_length=512,
@@ -226,8 +166,8 @@ def test_env_tokens_get_no_gradient_through_trl_loss(tok, tmp_path):
 
 
 # -- one TRL step with the env rollout ---------------------------------------------------------------
-class ScriptedRollout(EnvRollout):
-    """The env rollout with a scripted router in place of the model's generate (what TRL calls)."""
+class ScriptedRollout(TRLRollout):
+    """The TRL bridge with a scripted router in place of the model's generate (what TRL calls)."""
 
     def __init__(self, *args, script, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -235,7 +175,7 @@ class ScriptedRollout(EnvRollout):
 
     @contextlib.contextmanager
     def generator(self, trainer):
-        yield ScriptedRouter(self.tokenizer, self.script)
+        yield ScriptedRouter(self.driver.tokenizer, self.script)
 
 
 def test_trl_trains_one_step_on_the_rollout_and_logs_each_term(tok, tmp_path):
@@ -250,9 +190,8 @@ def test_trl_trains_one_step_on_the_rollout_and_logs_each_term(tok, tmp_path):
     pool = fake_pool()
     model = tiny_model(tok)
     normalizer = warm_normalizer()
-    rollout = ScriptedRollout(
-        env_factory(pool, tok, normalizer), ROWS, tok, 64, 512, normalizer, script=script
-    )
+    driver = RolloutDriver(env_factory(pool, tok, normalizer), ROWS, tok, 64, 512)
+    rollout = ScriptedRollout(driver, normalizer, script=script)
     cfg = GRPOTrainerConfig(
         lr=1e-2, max_steps=1, questions_per_step=2, num_generations=2, micro_batch_size=4, beta=0.0,
         max_turn_tokens=64, max_completion_tokens=512, progress=False, checkpoint_every=1,
@@ -276,8 +215,8 @@ def test_trl_trains_one_step_on_the_rollout_and_logs_each_term(tok, tmp_path):
     assert row["train/reward/total"] == pytest.approx((1.0 + 0.0 - 1.0 - 1.0) / 4)
     assert row["rollout/route_share/fake-small"] == 1.0 and row["rollout/calls"] == 1.0
     assert row["train/frac_reward_zero_std"] == 0.0 and row["train/grad_norm"] > 0.0
-    with open(tmp_path / "checkpoints" / "checkpoint-1" / "rollout_state.pkl", "rb") as f:
-        assert pickle.load(f)["normalizer"].num_episodes == 3 + 4  # the warm window and this batch
+    state = json.loads((tmp_path / "checkpoints" / "checkpoint-1" / "rollout_state.json").read_text())
+    assert len(state["normalizer"]["sqrt_costs"]) == 3 + 4  # the warm window and this batch
 
 
 # -- the recipe, configs --------------------------------------------------------------------------
@@ -377,8 +316,8 @@ def test_resume_continues_from_the_last_checkpoint(compose, tok, tmp_path):
     assert [r["step"] for r in rows if "train/reward/total" in r] == [1, 2]
     episodes = [json.loads(line) for line in (run / "rollouts.jsonl").read_text().splitlines()]
     assert [e["step"] for e in episodes] == [1] * 8 + [2] * 8  # step 1's episodes kept once
-    with open(run / "checkpoints" / "checkpoint-2" / "rollout_state.pkl", "rb") as f:
-        assert pickle.load(f)["normalizer"].num_episodes == 2 * 8  # the window carried across the resume
+    state = json.loads((run / "checkpoints" / "checkpoint-2" / "rollout_state.json").read_text())
+    assert len(state["normalizer"]["sqrt_costs"]) == 2 * 8  # the window carried across the resume
 
 
 @pytest.mark.slow

@@ -6,14 +6,13 @@ import pytest
 import torch
 from torch.distributions import Categorical
 
+from rl_router.policies.masking import MASK_VALUE, masked_logits
 from rl_router.trainers.ppo_math import (
-    MASK_VALUE,
     clipped_policy_loss,
     clipped_value_loss,
     compute_gae,
     entropy_masked,
     explained_variance,
-    masked_logits,
     normalize_advantages,
 )
 

@@ -17,7 +17,8 @@ from hydra.utils import instantiate
 from rl_router.config import typed
 from rl_router.data.qa import ROUTER_R1_EVAL_SPLITS
 from rl_router.pool.types import Request
-from rl_router.trainers.grpo import grpo_args, grpo_dataset, load_splits
+from rl_router.recipes.llm_router_grpo import load_splits
+from rl_router.trainers.grpo import grpo_args, grpo_dataset
 
 # Router-R1's prices, $ per 1M tokens (DESIGN.md section 2.1, from the Router-R1 paper).
 PRICES = {

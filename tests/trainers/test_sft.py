@@ -46,7 +46,7 @@ def test_trajectories_replay_in_the_env_as_valid_correct_episodes(tok):
     pool = fake_pool()
     make_env = env_factory(pool, tok)
     for trajectory, row in zip(synthesize_trajectories(pool, ROWS, count_tokens_of(tok)), ROWS, strict=False):
-        env = make_env(row)
+        env = make_env([row])
         observation, _ = env.reset(options={"index": 0})
         assert observation == trajectory.prompt[0]["content"]
         (route, _), (information, trained), (answer, _) = trajectory.segments

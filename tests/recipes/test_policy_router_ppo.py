@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from rl_router.config import typed
-from rl_router.data.routing_table import load_routing_splits
-from rl_router.router import load_router
-from rl_router.train import train_in
+from rl_router.data.routellm import load_routing_splits
+from rl_router.recipes.policy_router_ppo import train as train_in
+from rl_router.routers.load import load_router
 
 TINY = ["debug=tiny", "data.limit=300", "trainer.total_steps=256", "trainer.checkpoint_every=128"]
 
@@ -60,7 +60,7 @@ def tiny_run(tmp_path_factory):
     from hydra import compose, initialize_config_dir
 
     from rl_router.cli import conf_dir
-    from rl_router.config import register_configs
+    from rl_router.registry import register_configs
 
     register_configs()
     run_dir = tmp_path_factory.mktemp("run")

@@ -12,7 +12,7 @@ prompt lists them), the prompt template, and the protocol settings of the env it
     router.first_turns(["What is 7 + 5?"])             # -> ["<think>…</think>\\n<search>qwen…: …</search>"]
     router.play(pool, rows)                            # -> whole greedy episodes against a live pool
 
-:func:`rl_router.router.load_router` returns one for a run directory whose ``env.mode`` is
+:func:`rl_router.routers.load.load_router` returns one for a run directory whose ``env.mode`` is
 ``multi_round`` (the model in ``<run>/router``, else the newest TRL ``checkpoints/checkpoint-N``) and
 for an exported folder whose ``router_config.json`` says ``router_kind: "llm"``. An exported folder
 is also a plain transformers folder: ``AutoModelForCausalLM.from_pretrained(folder)`` loads it.
@@ -28,18 +28,22 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from envs.multi_llm_qa import MultiLLMQAEnv
+import gymnasium as gym
+
 from envs.router_r1_protocol import PROMPT_TEMPLATE, parse_turn, prompt_messages
 from rewards.cost import PercentileCostNormalizer
 from rewards.format import RouterR1Format
+from rl_router.generation import HFTurnGenerator, TurnGenerator, chat_prompt_ids, load_model, token_counter
 from rl_router.pool.types import CandidatePool, ModelDescriptor
+from rl_router.rollout.driver import RolloutDriver, tagged_prompt
+from rl_router.rollout.env_factory import env_factory
+from rl_router.routers.folder import POOL
+from rl_router.routers.policy import descriptor_from_dict, pool_descriptors
+from rl_router.run import ROUTER_DIR
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-    from rl_router.trainers.grpo import TurnGenerator
-
-ROUTER_DIR = "router"  # where `rl-router train` saves the trained LLM router of a run
 ANSWERS_ITSELF = "<answer>"  # route(): the first turn answers without asking a candidate
 INVALID_TURN = "<invalid>"  # route(): the first turn breaks the protocol
 
@@ -81,6 +85,20 @@ class ProtocolSettings:
             alpha=float(env["alpha"]),
             cost_window=int(env["cost_window"]),
         )
+
+    def env_config(self) -> dict[str, Any]:
+        """The multi_round env config these settings stand for (what the env factory builds)."""
+        return {
+            "_target_": "envs.multi_llm_qa.MultiLLMQAEnv",
+            "mode": "multi_round",
+            "alpha": self.alpha,
+            "cost_window": self.cost_window,
+            "outcome": self.outcome,
+            "shuffle": False,
+            "max_routes": self.max_routes,
+            "info_token_cap": self.info_token_cap,
+            "max_action_chars": self.max_action_chars,
+        }
 
 
 @dataclass
@@ -128,8 +146,6 @@ class LLMRouter:
 
     def first_turns(self, queries: Sequence[str], batch_size: int = 16) -> list[str]:
         """The router's first turn (greedy) for each query, as text."""
-        from rl_router.trainers.grpo import HFTurnGenerator, chat_prompt_ids
-
         generate = HFTurnGenerator(self.model.eval(), self.tokenizer, sample=False, chunk=batch_size)
         contexts = [chat_prompt_ids(self.tokenizer, self.prompt(q)) for q in queries]
         segments = generate(contexts, [self.protocol.max_turn_tokens] * len(contexts)) if contexts else []
@@ -159,27 +175,15 @@ class LLMRouter:
         pool: CandidatePool,
         row: Mapping[str, Any],
         normalizer: PercentileCostNormalizer | None = None,
-    ) -> MultiLLMQAEnv:
-        """The multi_round env of one row, under the router's protocol settings."""
-        p = self.protocol
-
-        def count_tokens(text: str) -> int:
-            return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-
-        return MultiLLMQAEnv(
-            pool,
-            [row],
-            mode="multi_round",
-            alpha=p.alpha,
-            cost_window=p.cost_window,
-            outcome=p.outcome,
-            shuffle=False,
+    ) -> gym.Env:
+        """The multi_round env of one row, under the router's protocol settings (the env factory's)."""
+        make = env_factory(
+            self.protocol.env_config(),
+            pool=pool,
             normalizer=normalizer,
-            max_routes=p.max_routes,
-            info_token_cap=p.info_token_cap,
-            max_action_chars=p.max_action_chars,
-            count_tokens=count_tokens,
+            count_tokens=token_counter(self.tokenizer),
         )
+        return make([row])
 
     def play(
         self,
@@ -195,8 +199,6 @@ class LLMRouter:
         routes in one pool call. ``normalizer`` is the cost window the rewards are scored against
         (a fresh one when None); ``generate`` writes the turns (default: the model, greedily).
         """
-        from rl_router.trainers.grpo import EnvRollout, HFTurnGenerator, tagged_prompt
-
         names = [d.name for d in pool.descriptors]
         if names != self.model_names:
             raise ValueError(
@@ -204,12 +206,14 @@ class LLMRouter:
                 f"{self.model_names} (in that order): give it the pool it was trained with"
             )
         normalizer = normalizer or PercentileCostNormalizer(window=self.protocol.cost_window)
-        rollout = EnvRollout(
-            lambda row: self.make_env(pool, row, normalizer),
-            rows,
-            self.tokenizer,
-            self.protocol.max_turn_tokens,
-            self.protocol.max_completion_tokens,
+        make_env = env_factory(
+            self.protocol.env_config(),
+            pool=pool,
+            normalizer=normalizer,
+            count_tokens=token_counter(self.tokenizer),
+        )
+        driver = RolloutDriver(
+            make_env, rows, self.tokenizer, self.protocol.max_turn_tokens, self.protocol.max_completion_tokens
         )
         if generate is None:
             generate = HFTurnGenerator(self.model.eval(), self.tokenizer, sample=False, chunk=batch_size)
@@ -217,8 +221,7 @@ class LLMRouter:
         for start in range(0, len(rows), batch_size):
             chunk = rows[start : start + batch_size]
             prompts = [tagged_prompt(row, self.descriptors, self.protocol.max_routes) for row in chunk]
-            rollout.play(prompts, generate, num_generations=1)
-            episodes += rollout.take_episodes()
+            episodes += driver.play(prompts, generate).episodes
         return episodes
 
     def protocol_dict(self) -> dict[str, Any]:
@@ -242,20 +245,6 @@ def router_model_dir(run_dir: Path) -> Path:
     return checkpoints[-1]
 
 
-def load_model(folder: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """A transformers causal LM and its tokenizer (float32 on CPU, the saved dtype on a GPU)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    on_gpu = torch.cuda.is_available()
-    model = AutoModelForCausalLM.from_pretrained(
-        str(folder), dtype="auto" if on_gpu else torch.float32, use_safetensors=True
-    )
-    if on_gpu:
-        model = model.to("cuda")
-    return model.eval(), AutoTokenizer.from_pretrained(str(folder))
-
-
 def load_llm_run(run_dir: Path, cfg: Any, model_dir: Path | None = None) -> LLMRouter:
     """The LLM router of a training run (``cfg``: its resolved config).
 
@@ -263,8 +252,6 @@ def load_llm_run(run_dir: Path, cfg: Any, model_dir: Path | None = None) -> LLMR
     None: :func:`router_model_dir`.
     """
     from omegaconf import OmegaConf
-
-    from rl_router.router import pool_descriptors
 
     folder = Path(model_dir) if model_dir is not None else router_model_dir(run_dir)
     model, tokenizer = load_model(folder)
@@ -281,8 +268,6 @@ def load_llm_run(run_dir: Path, cfg: Any, model_dir: Path | None = None) -> LLMR
 
 def load_llm_exported(folder: Path, config: Mapping[str, Any]) -> LLMRouter:
     """The LLM router of a folder written by ``rl-router export`` (``config``: its router_config.json)."""
-    from rl_router.router import POOL, descriptor_from_dict
-
     descriptors = [descriptor_from_dict(d) for d in json.loads((folder / POOL).read_text())]
     model, tokenizer = load_model(folder)
     return LLMRouter(

@@ -35,6 +35,7 @@ from safetensors.torch import load_file, save_file
 from rl_router.pool.types import CandidatePool
 
 CHECKPOINT_DIR = "checkpoints"
+POLICY_WEIGHTS = "policy.safetensors"  # what eval and export read from a checkpoint
 _NAME = re.compile(r"^step_(\d+)$")
 
 
@@ -129,6 +130,11 @@ def list_checkpoints(run_dir: str | Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
+def is_checkpoint_name(name: str) -> bool:
+    """Whether ``name`` is a checkpoint directory's name (``step_<global step>``)."""
+    return _NAME.match(name) is not None
+
+
 def checkpoint_step(path: str | Path) -> int:
     """The global step a checkpoint directory was written at."""
     match = _NAME.match(Path(path).name)
@@ -168,7 +174,7 @@ def save_checkpoint(
     tmp.mkdir()
     try:
         weights = {k: v.detach().cpu().contiguous() for k, v in policy.state_dict().items()}
-        save_file(weights, str(tmp / "policy.safetensors"))
+        save_file(weights, str(tmp / POLICY_WEIGHTS))
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         with open(tmp / "trainer_state.pkl", "wb") as f:
             pickle.dump(trainer_state, f)
@@ -188,7 +194,7 @@ def save_checkpoint(
 
 def load_policy_weights(path: str | Path, policy: torch.nn.Module) -> None:
     """Load ``policy.safetensors`` from checkpoint ``path`` into ``policy`` (strict)."""
-    policy.load_state_dict(load_file(str(Path(path) / "policy.safetensors")))
+    policy.load_state_dict(load_file(str(Path(path) / POLICY_WEIGHTS)))
 
 
 def load_checkpoint(

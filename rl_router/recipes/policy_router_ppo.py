@@ -1,12 +1,13 @@
-"""``rl-router train``: build data, pool, env and policy from the composed config, train, evaluate.
+"""Recipe: a small policy router (select mode) trained with our PPO, then evaluated on held-out rows.
 
-Reads top to bottom like a recipe:
+``rl-router train experiment=default`` (``trainer=ppo`` with a ``select``-mode env). Reads top to
+bottom:
 
-1. *setup* — the run directory (``outputs/<name>/<date>_<time>/`` or the run being resumed), the
-   resolved ``config.yaml``, seeds, the logger;
+1. *setup* — :func:`rl_router.run.start_run`: the run directory (``outputs/<name>/<date>_<time>/``
+   or the run being resumed), the recorded ``config.yaml``, seeds, the logger;
 2. *data and pool* — a routing table split into train / held-out rows served by a replay pool
    (``data=routellm``), or questions for a live pool (``data=local_mix pool=local``) on which every
-   candidate's answers are recorded first (:mod:`rl_router.data.live_table`);
+   candidate's answers are recorded first (:mod:`rl_router.rollout.live_table`);
 3. *env* — ``num_envs`` copies of the select-mode :class:`~envs.multi_llm_qa.MultiLLMQAEnv`
    sharing one cost normaliser;
 4. *train* — PPO (:func:`rl_router.trainers.ppo.train`) with a progress bar showing return, reward
@@ -18,22 +19,22 @@ Reads top to bottom like a recipe:
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from rewards.cost import PercentileCostNormalizer
-from rl_router.config import construct, typed
-from rl_router.data.live_table import collect_routing_table
+from rl_router.config import typed
 from rl_router.data.routing_table import RoutingTable
 from rl_router.embeddings import embed_queries
 from rl_router.eval.table_eval import evaluate_router_on_table, table_columns
-from rl_router.router import RUN_CONFIG, PolicyRouter, build_policy
+from rl_router.rollout.env_factory import env_factory
+from rl_router.rollout.live_table import collect_routing_table
+from rl_router.routers.policy import PolicyRouter, build_policy
+from rl_router.run import start_run
 from rl_router.trainers import ppo
 
 log = logging.getLogger(__name__)
@@ -67,38 +68,16 @@ def route_metrics(model_names: Sequence[str]) -> Callable[[dict[str, Any]], dict
     return metrics
 
 
-def run_training(cfg: DictConfig) -> dict[str, Any]:
-    """The Hydra task of ``rl-router train``: trains in Hydra's run directory.
-
-    LLM routers (``env.mode=multi_round``) go to the GRPO recipe, small policies to :func:`train_in`.
-    """
-    from hydra.core.hydra_config import HydraConfig
-
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
-    if cfg.env.mode == "multi_round":
-        from rl_router.trainers.grpo import train_llm_router
-
-        return train_llm_router(cfg, run_dir)
-    return train_in(cfg, run_dir)
-
-
-def train_in(cfg: DictConfig, run_dir: Path, progress: bool = True) -> dict[str, Any]:
+def train(cfg: DictConfig, run_dir: Path, progress: bool = True) -> dict[str, Any]:
     """Train the configured router in ``run_dir`` and evaluate it on the held-out split.
 
     Returns:
         ``{"train": <last PPO metrics>, "report": <report.json contents>, "run_dir": run_dir}``.
     """
     # ---------------------------------------------------------------- setup
-    run_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, run_dir / RUN_CONFIG, resolve=True)
+    run = start_run(cfg, run_dir, groups=("data", "policy"))  # every group's checks run before any work
     env_cfg, trainer_cfg = typed(cfg.env), typed(cfg.trainer)
-    typed(cfg.data), typed(cfg.policy)  # every group's checks run before any work
-    if env_cfg.mode != "select":
-        raise ValueError(f"env.mode={env_cfg.mode!r}: the PPO trainer routes small policies in select mode")
-    random.seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
-    logger = _logger(cfg, run_dir)
+    logger = run.logger
 
     # ---------------------------------------------------------------- data and pool
     from hydra.utils import instantiate
@@ -112,12 +91,12 @@ def train_in(cfg: DictConfig, run_dir: Path, progress: bool = True) -> dict[str,
     if all(isinstance(part, RoutingTable) for part in data):
         # recorded outcomes: the replay pool answers from the training rows only
         train_table, test_table = data
-        pool = instantiate(cfg.pool, table=train_table)
+        pool = instantiate(cfg.pool, table=train_table, log_file=run.log_file)
         examples = table_examples(train_table)
     else:
         # questions for a live pool: record every candidate on every row once, in big batches; the
         # env's calls during training are then response-cache hits charged at unchanged list prices
-        pool = instantiate(cfg.pool)
+        pool = instantiate(cfg.pool, log_file=run.log_file)
         examples = [dict(row, query_id=row["id"]) for row in data[0]]
         train_table = collect_routing_table(pool, examples, name=f"{cfg.name}/train")
         test_table = collect_routing_table(pool, list(data[1]), name=f"{cfg.name}/test")
@@ -136,12 +115,8 @@ def train_in(cfg: DictConfig, run_dir: Path, progress: bool = True) -> dict[str,
         else:
             normalizer = PercentileCostNormalizer(window=env_cfg.cost_window)  # one window for all sub-envs
 
-        def make_env() -> Any:
-            return construct(
-                env_cfg, pool=pool, examples=examples, embeddings=embeddings, normalizer=normalizer
-            )
-
-        envs = ppo.make_vec_env([make_env] * trainer_cfg.num_envs)
+        make_env = env_factory(env_cfg, pool=pool, normalizer=normalizer, embeddings=embeddings)
+        envs = ppo.make_vec_env([lambda: make_env(examples)] * trainer_cfg.num_envs)
         policy = build_policy(cfg.policy, descriptors)
 
         # ------------------------------------------------------------ train
@@ -152,7 +127,7 @@ def train_in(cfg: DictConfig, run_dir: Path, progress: bool = True) -> dict[str,
             run_dir=run_dir,
             logger=logger,
             progress=progress,
-            resume=cfg.resume is not None,
+            resume=run.resumed,
             metrics_fn=route_metrics([d.name for d in descriptors]),
         )
         envs.close()
@@ -172,13 +147,3 @@ def train_in(cfg: DictConfig, run_dir: Path, progress: bool = True) -> dict[str,
     print((run_dir / "report.md").read_text())
     print(f"run directory: {run_dir}")
     return {"train": result, "report": report, "run_dir": run_dir}
-
-
-def _logger(cfg: DictConfig, run_dir: Path) -> Any:
-    """The configured logger, given the run directory, a run name and the resolved config."""
-    return construct(
-        typed(cfg.logger),
-        run_dir=str(run_dir),
-        run_name=f"{cfg.name}/{run_dir.name}",
-        config=OmegaConf.to_container(cfg, resolve=True),
-    )

@@ -6,10 +6,10 @@ import datasets
 import numpy as np
 import pytest
 
-from rl_router.data.live_table import collect_routing_table
 from rl_router.data.mixture import load_qa_splits
 from rl_router.data.schema import QAExample, to_dataset
 from rl_router.pool import ModelConfig, PoolConfig, build_pool
+from rl_router.rollout.live_table import collect_routing_table
 
 
 def qa(source: str, n: int) -> datasets.Dataset:

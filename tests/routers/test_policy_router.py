@@ -14,16 +14,11 @@ import torch
 from omegaconf import OmegaConf
 
 from rl_router import load_router
+from rl_router.checkpoint import save_checkpoint
 from rl_router.hub import export_router
-from rl_router.router import (
-    RUN_CONFIG,
-    build_policy,
-    descriptor_dict,
-    descriptor_from_dict,
-    load_exported,
-    pool_descriptors,
-)
-from rl_router.trainers.checkpoint import save_checkpoint
+from rl_router.routers.load import load_exported
+from rl_router.routers.policy import build_policy, descriptor_dict, descriptor_from_dict, pool_descriptors
+from rl_router.run import RUN_CONFIG
 
 
 @pytest.fixture

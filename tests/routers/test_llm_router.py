@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 from rl_router import load_router
 from rl_router.eval.run import run_eval
 from rl_router.hub import PROBE_QUERIES, export_router
-from rl_router.llm_router import ANSWERS_ITSELF, INVALID_TURN, LLMRouter, router_model_dir
+from rl_router.routers.llm import ANSWERS_ITSELF, INVALID_TURN, LLMRouter, router_model_dir
 
 REPO_ID = "alice/tiny-llm-router"
 PICKLE_MAGIC = b"\x80"  # every pickle protocol >= 2 starts with PROTO
@@ -25,7 +25,7 @@ def run_dir(tmp_path_factory):
     from hydra import compose, initialize_config_dir
 
     from rl_router.cli import conf_dir
-    from rl_router.config import register_configs
+    from rl_router.registry import register_configs
 
     tmp = tmp_path_factory.mktemp("llm-run")
     overrides = [
@@ -125,7 +125,7 @@ def eval_config(checkpoint, out_dir, *extra):
     from hydra import compose, initialize_config_dir
 
     from rl_router.cli import conf_dir
-    from rl_router.config import register_configs
+    from rl_router.registry import register_configs
 
     register_configs()
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):

@@ -1,0 +1,214 @@
+"""Recipe: an LLM router (Router-R1's multi-round protocol), SFT warm start then GRPO, then evaluation.
+
+``rl-router train experiment=router_r1_tiny`` (CPU) or ``experiment=router_r1`` (GPU cluster): the
+``trainer=grpo`` group with a ``multi_round`` env. Reads top to bottom:
+
+1. *setup* -- :func:`rl_router.run.start_run` (run dir, recorded config, seeds, logger);
+2. *data and pool* -- training and held-out questions, the candidate pool;
+3. *SFT warm start* -- :mod:`rl_router.trainers.sft` imitates synthesised protocol-correct
+   trajectories (tiny routers do not emit the tags zero-shot);
+4. *GRPO* -- TRL's ``GRPOTrainer`` with :class:`rl_router.trainers.grpo.TRLRollout` as its
+   ``rollout_func``, episodes played by :class:`rl_router.rollout.driver.RolloutDriver`;
+5. *evaluate* -- the trained router (and the warm start) against each single candidate, the oracle and
+   random on the held-out questions (:mod:`rl_router.eval.llm_eval`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from rewards.cost import PercentileCostNormalizer
+from rl_router.config import typed
+from rl_router.eval.llm_eval import evaluate_llm_router
+from rl_router.generation import load_model, token_counter
+from rl_router.loggers import JsonlLogger, MultiLogger
+from rl_router.rollout.driver import RolloutDriver
+from rl_router.rollout.env_factory import env_factory
+from rl_router.routers.llm import LLMRouter, ProtocolSettings
+from rl_router.run import METRICS, ROLLOUTS, ROUTER_DIR, SFT_DIR, portable_config, start_run, trim_jsonl
+from rl_router.trainers import sft
+from rl_router.trainers.grpo import (
+    ROLLOUT_STATE,
+    GRPOTrainerConfig,
+    TRLRollout,
+    grpo_args,
+    grpo_dataset,
+    metrics_callback,
+    reward_functions,
+)
+
+log = logging.getLogger(__name__)
+
+
+def load_splits(cfg: DictConfig, trainer_cfg: GRPOTrainerConfig) -> tuple[list[dict], list[dict]]:
+    """Training and held-out rows: ``(train, test)`` from the data option, or test from ``eval_data``."""
+    from hydra.utils import instantiate
+
+    data = instantiate(cfg.data)
+    train, test = (data[0], data[-1]) if isinstance(data, tuple) else (data, None)
+    if trainer_cfg.eval_data is not None:
+        test = instantiate(trainer_cfg.eval_data)
+        test = test[-1] if isinstance(test, tuple) else test
+    if test is None:
+        raise ValueError(
+            f"data={cfg.data._target_} has no held-out split: set trainer.eval_data to a data option "
+            "(experiment=router_r1 evaluates on the seven Router-R1 benchmarks)"
+        )
+    train_rows = [dict(r) for r in train][: trainer_cfg.train_limit]
+    test_rows = [dict(r) for r in test][: trainer_cfg.eval_limit]
+    return train_rows, test_rows
+
+
+def train(cfg: DictConfig, run_dir: Path, progress: bool | None = None) -> dict[str, Any]:
+    """Warm-start (SFT), train (GRPO) and evaluate an LLM router in ``run_dir``.
+
+    Args:
+        cfg: The composed ``rl-router train`` config (``trainer=grpo``, ``env.mode=multi_round``).
+        run_dir: The run directory (created).
+        progress: Override ``trainer.progress``.
+
+    Returns:
+        ``{"history": logged rows, "report": report.json contents, "warm_start_report": the same for
+        the SFT warm start (None without one), "run_dir": run_dir, "router_dir": the trained router}``.
+    """
+    from hydra.utils import instantiate
+    from transformers import AutoTokenizer
+    from transformers.trainer_utils import get_last_checkpoint
+    from trl import GRPOTrainer
+
+    from rl_router.zoo import resolve
+
+    # ---------------------------------------------------------------- setup
+    run = start_run(cfg, run_dir, groups=("data",))
+    env_cfg, trainer_cfg = typed(cfg.env), typed(cfg.trainer)
+    if progress is not None:
+        trainer_cfg.progress = progress
+    output_dir = run_dir / "checkpoints"  # TRL's checkpoint-<step> folders
+    last = get_last_checkpoint(str(output_dir)) if run.resumed and output_dir.is_dir() else None
+    if last is not None:
+        step = int(Path(last).name.rsplit("-", 1)[1])
+        trim_jsonl(run_dir / METRICS, step, keep=lambda row: "sft/loss" in row)  # SFT rows stay
+        trim_jsonl(run_dir / ROLLOUTS, step)
+    logger = MultiLogger(JsonlLogger(run_dir / METRICS), run.logger)
+
+    # ---------------------------------------------------------------- data and pool
+    train_rows, test_rows = load_splits(cfg, trainer_cfg)
+    log.info("data: %d training questions, %d held-out questions", len(train_rows), len(test_rows))
+    pool = instantiate(cfg.pool, log_file=run.log_file)
+    try:
+        descriptors = list(pool.descriptors)
+        names = [d.name for d in descriptors]
+        model_path = resolve(trainer_cfg.model)  # zoo models are materialised; paths and hub ids pass
+        tokenizer = AutoTokenizer.from_pretrained(model_path)
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        count_tokens = token_counter(tokenizer)
+
+        # ------------------------------------------------------------ SFT warm start
+        if trainer_cfg.sft_steps > 0:
+            sft_dir = run_dir / SFT_DIR
+            if not (sft_dir / "config.json").is_file():
+                trajectories = sft.synthesize_trajectories(
+                    pool,
+                    train_rows,
+                    count_tokens,
+                    max_routes=env_cfg.max_routes,
+                    info_token_cap=env_cfg.info_token_cap,
+                )
+                log.info("SFT: %d trajectories from %d questions", len(trajectories), len(train_rows))
+                sft.warm_start(model_path, tokenizer, trajectories, sft_dir, trainer_cfg, logger=logger)
+            model_path = str(sft_dir)
+
+        # ------------------------------------------------------------ GRPO
+        normalizer = PercentileCostNormalizer(window=env_cfg.cost_window)  # one window for every episode
+        if last is not None and (Path(last) / ROLLOUT_STATE).is_file():
+            normalizer.load_state_dict(json.loads((Path(last) / ROLLOUT_STATE).read_text())["normalizer"])
+        make_env = env_factory(env_cfg, pool=pool, normalizer=normalizer, count_tokens=count_tokens)
+        driver = RolloutDriver(
+            make_env, train_rows, tokenizer, trainer_cfg.max_turn_tokens, trainer_cfg.max_completion_tokens
+        )
+        rollout = TRLRollout(
+            driver,
+            normalizer,
+            generation={
+                "temperature": trainer_cfg.temperature,
+                "top_p": trainer_cfg.top_p,
+                "top_k": trainer_cfg.top_k,
+                "chunk": trainer_cfg.generation_chunk,
+            },
+        )
+        funcs, _ = reward_functions()
+        rollouts_path = run_dir / ROLLOUTS if trainer_cfg.log_rollouts else None
+        bridge = metrics_callback(rollout, names, logger, trainer_cfg.progress, rollouts_path)
+        trainer = GRPOTrainer(
+            model=model_path,
+            reward_funcs=funcs,
+            args=grpo_args(trainer_cfg, output_dir),
+            train_dataset=grpo_dataset(train_rows, descriptors, env_cfg.max_routes),
+            processing_class=tokenizer,
+            rollout_func=rollout,
+            callbacks=[bridge],
+        )
+        trainer.train(resume_from_checkpoint=last)
+        router_dir = run_dir / ROUTER_DIR
+        trainer.save_model(str(router_dir))
+        tokenizer.save_pretrained(str(router_dir))
+
+        # ------------------------------------------------------------ evaluate
+        router = LLMRouter(
+            trainer.accelerator.unwrap_model(trainer.model).eval(),
+            tokenizer,
+            descriptors,
+            ProtocolSettings.from_run(dataclasses.asdict(env_cfg), dataclasses.asdict(trainer_cfg)),
+            checkpoint=router_dir,
+            training=portable_config(cfg),
+        )
+        report = evaluate_llm_router(
+            router,
+            pool,
+            test_rows,
+            run_dir / "eval",
+            batch_size=trainer_cfg.eval_batch_size,
+            progress=trainer_cfg.progress,
+        )
+        for name in ("report.json", "report.md", "pareto.png"):  # beside the run, as PPO runs have it
+            shutil.copy2(run_dir / "eval" / name, run_dir / name)
+        warm_report = None
+        if trainer_cfg.sft_steps > 0 and trainer_cfg.eval_warm_start:
+            model, _ = load_model(run_dir / SFT_DIR)
+            warm = dataclasses.replace(router, model=model, checkpoint=run_dir / SFT_DIR)
+            warm_report = evaluate_llm_router(
+                warm, pool, test_rows, run_dir / "eval_sft", batch_size=trainer_cfg.eval_batch_size
+            )
+    finally:
+        pool.close()
+
+    # ---------------------------------------------------------------- log and clean up
+    summary = report["router"]
+    logger.log(
+        {
+            "eval/accuracy": summary["accuracy"],
+            "eval/format_valid": summary["format_valid"],
+            "eval/cost_usd": summary["dollars_per_question"],
+            "eval/calls": summary["calls_per_question"],
+        },
+        trainer.state.global_step,
+    )
+    logger.finish()
+    if trainer_cfg.progress:
+        print((run_dir / "report.md").read_text())
+        print(f"run directory: {run_dir}")
+    return {
+        "history": bridge.history,
+        "report": report,
+        "warm_start_report": warm_report,
+        "run_dir": run_dir,
+        "router_dir": router_dir,
+    }

@@ -1,0 +1,140 @@
+"""``PolicyRouter``: a trained small-policy router you can ask, and :func:`build_policy` to make one.
+
+A small-policy router is three things: the candidates it routes between (their descriptors, in
+action order), the query encoder (all-MiniLM-L6-v2, :mod:`rl_router.embeddings`) and the policy
+network over ``[query embedding; descriptor features]``. Training builds it with
+:func:`build_policy`; :func:`rl_router.routers.load.load_router` rebuilds the same object from a run
+directory, one of its checkpoints or an exported folder::
+
+    router = load_router("outputs/default/2026-11-25_03-00-00")
+    router.route(["What is 12 * 7?"])             # -> ["mixtral-8x7b"]
+    router.probs(router.embed(["What is 12 * 7?"]))  # -> float32 [1, 2]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from hydra.utils import get_class, instantiate
+from omegaconf import OmegaConf
+from torch import nn
+
+from envs.multi_llm_qa import DESCRIPTOR_FEATURES, descriptor_features
+from rl_router.embeddings import EMBED_DIM, embed_queries
+from rl_router.policies.router_policy import RouterPolicy
+from rl_router.pool.descriptors import PoolConfig
+from rl_router.pool.types import ModelDescriptor, SamplingParams
+
+EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"  # what rl_router.embeddings runs
+FEATURE_NAMES = ("log1p(params_b)", "log1p(price_in)", "log1p(price_out)")  # per candidate, see envs
+
+
+def build_policy(policy_cfg: Mapping[str, Any], descriptors: Sequence[ModelDescriptor]) -> nn.Module:
+    """The policy network a router config names, sized for ``descriptors``.
+
+    The observation is ``[query embedding (384); descriptor features (3 per candidate)]``, the
+    layout of :class:`envs.multi_llm_qa.MultiLLMQAEnv` in select mode. :class:`RouterPolicy`
+    also gets the descriptor features to initialise its candidate embeddings.
+    """
+    features = descriptor_features(descriptors)
+    obs_dim = EMBED_DIM + features.size
+    is_router_policy = issubclass(get_class(policy_cfg["_target_"]), RouterPolicy)
+    extra = {"descriptor_features": features} if is_router_policy else {}
+    return instantiate(policy_cfg, obs_dim=obs_dim, num_actions=len(descriptors), **extra)
+
+
+def pool_descriptors(pool_cfg: Mapping[str, Any]) -> list[ModelDescriptor]:
+    """Candidate descriptors of a pool config, in router action order, without building the pool."""
+    merged = OmegaConf.merge(OmegaConf.structured(PoolConfig), pool_cfg)
+    pool: PoolConfig = OmegaConf.to_object(merged)
+    return [model.descriptor() for model in pool.models]
+
+
+@dataclass
+class PolicyRouter:
+    """A trained policy that routes each query to one candidate.
+
+    Attributes:
+        policy: ``policy(obs[B, D], mask) -> (logits[B, A], value[B])``, in eval mode.
+        descriptors: the candidates, in action order.
+        checkpoint: where the weights came from: a checkpoint directory or an exported folder
+            (None for a freshly built router).
+        training: the training run's config groups (``data``, ``pool``, ``env`` ...), the defaults
+            of ``rl-router eval``; empty when unknown.
+    """
+
+    policy: nn.Module
+    descriptors: list[ModelDescriptor]
+    checkpoint: Path | None = None
+    training: dict[str, Any] = field(default_factory=dict)
+
+    kind = "policy"
+
+    @property
+    def model_names(self) -> list[str]:
+        return [d.name for d in self.descriptors]
+
+    def observations(self, embeddings: np.ndarray) -> torch.Tensor:
+        """``float32 [n, D]``: each query embedding followed by the descriptor features."""
+        emb = np.asarray(embeddings, dtype=np.float32).reshape(-1, EMBED_DIM)
+        feats = descriptor_features(self.descriptors).reshape(1, -1)
+        feats = np.broadcast_to(feats, (len(emb), feats.shape[1]))
+        return torch.from_numpy(np.concatenate([emb, feats], axis=1))
+
+    @torch.no_grad()
+    def probs(self, embeddings: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+        """``float32 [n, A]`` routing probabilities for query embeddings ``[n, 384]``."""
+        obs = self.observations(embeddings)
+        out = [torch.softmax(self.policy(chunk, None)[0], dim=-1) for chunk in obs.split(batch_size)]
+        return torch.cat(out).numpy() if out else np.zeros((0, len(self.descriptors)), np.float32)
+
+    def embed(self, queries: Sequence[str], progress: bool = False) -> np.ndarray:
+        """Query embeddings ``float32 [n, 384]`` (cached on disk, see :func:`embed_queries`)."""
+        return embed_queries(queries, progress=progress)
+
+    def route(self, queries: Sequence[str]) -> list[str]:
+        """The candidate name the router picks (greedily) for each query."""
+        choice = self.probs(self.embed(queries)).argmax(axis=1)
+        return [self.model_names[i] for i in choice]
+
+
+def descriptor_dict(descriptor: ModelDescriptor) -> dict[str, Any]:
+    """A descriptor as plain JSON data (what ``pool.json`` lists)."""
+    return asdict(descriptor)
+
+
+def descriptor_from_dict(data: Mapping[str, Any]) -> ModelDescriptor:
+    """The inverse of :func:`descriptor_dict`.
+
+    >>> d = ModelDescriptor("m", "replay", params_b=7.0, price_in=0.3, price_out=0.3)
+    >>> descriptor_from_dict(descriptor_dict(d)) == d
+    True
+    """
+    return ModelDescriptor(**{**data, "sampling": SamplingParams(**data.get("sampling", {}))})
+
+
+def observation_layout(descriptors: Sequence[ModelDescriptor]) -> dict[str, Any]:
+    """How a policy router builds its observation ``[n, D]`` (recorded in ``router_config.json``)."""
+    features = DESCRIPTOR_FEATURES * len(descriptors)
+    return {
+        "dim": EMBED_DIM + features,
+        "parts": [
+            {
+                "name": "query_embedding",
+                "size": EMBED_DIM,
+                "encoder": EMBEDDING_MODEL,
+                "recipe": "truncate to 256 tokens, mean-pool the last hidden state, L2-normalise",
+            },
+            {
+                "name": "descriptor_features",
+                "size": features,
+                "per_candidate": list(FEATURE_NAMES),
+                "order": "candidates in pool.json order, features of each candidate together",
+            },
+        ],
+    }
