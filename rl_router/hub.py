@@ -47,7 +47,7 @@ from rl_router.config import typed
 from rl_router.embeddings import EMBED_DIM
 from rl_router.pool.types import ModelDescriptor
 from rl_router.routers.folder import FORMAT_VERSION, POOL, ROUTER_CONFIG, WEIGHTS
-from rl_router.routers.load import load_exported, load_router, run_of_model_dir
+from rl_router.routers.load import load_exported, load_router, run_of_model_dir, run_of_policy_checkpoint
 from rl_router.routers.policy import EMBEDDING_MODEL, descriptor_dict, observation_layout, pool_descriptors
 from rl_router.run import load_run_config
 
@@ -78,6 +78,7 @@ NO_TOKEN = (
 CARD_TAGS = ["router", "reinforcement-learning", "ppo", "llm-routing"]
 LICENSE = "apache-2.0"
 REPORT_FILES = ("report.json", "report.md", "pareto.png")
+TRAINING_LABEL = "Held-out split of the training data, scored by training"
 CARD_TAGS_LLM = ["router", "reinforcement-learning", "grpo", "llm-routing", "router-r1"]
 PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt"}
 # Fixed questions on which an exported LLM router must write the same first turns as its run.
@@ -155,31 +156,33 @@ def export_router(run_dir: str | Path, repo_id: str, out_dir: str | Path) -> Pat
         FileNotFoundError: ``run_dir`` is not a run directory, or has no checkpoint.
         FileExistsError: ``out_dir`` holds files but is not an earlier export.
     """
-    run_dir, out = Path(run_dir), Path(out_dir)
-    run = run_of_model_dir(run_dir)
+    source, out = Path(run_dir), Path(out_dir)
+    run = run_of_model_dir(source)
     if run is not None:  # one model folder of an LLM run (e.g. <run>/sft_model)
-        return export_llm_router(run, load_run_config(run), repo_id, out, model_dir=run_dir)
+        return export_llm_router(run, load_run_config(run), repo_id, out, model_dir=source)
+    run = run_of_policy_checkpoint(source)
+    if run is not None:  # one checkpoint of a policy run: <run>/checkpoints/step_N
+        run_dir, latest = run, source
+    else:
+        run_dir, latest = source, None
     cfg = load_run_config(run_dir)
     if cfg.env.get("mode") == "multi_round":
         return export_llm_router(run_dir, cfg, repo_id, out)
-    latest = ckpt.latest_checkpoint(run_dir)
+    latest = latest or ckpt.latest_checkpoint(run_dir)
     if latest is None:
         raise FileNotFoundError(f"{run_dir} holds no checkpoint (checkpoints/step_*): nothing to export")
     descriptors = pool_descriptors(cfg.pool)
-    report_dir = find_report(run_dir, latest)
+    reports = find_reports(run_dir, latest)
 
     def write(tmp: Path) -> None:
-        weights = load_file(str(latest / "policy.safetensors"))
+        weights = load_file(str(latest / ckpt.POLICY_WEIGHTS))
         save_file(weights, str(tmp / WEIGHTS), metadata={"format": "pt"})
         (tmp / POOL).write_text(json.dumps([descriptor_dict(d) for d in descriptors], indent=2) + "\n")
         config = router_config(cfg, descriptors, latest)
         (tmp / ROUTER_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
-        report_md = _copy_report(report_dir, tmp)
-        card = model_card(
-            repo_id, cfg, descriptors, config["training"], report_md, (tmp / "pareto.png").is_file()
-        )
+        card = model_card(repo_id, cfg, descriptors, config["training"], _copy_reports(reports, tmp))
         (tmp / "README.md").write_text(card)
-        _check_round_trip(run_dir, tmp)
+        _check_round_trip(source, tmp)
 
     return _assemble(out, write)
 
@@ -227,15 +230,14 @@ def export_llm_router(
 
     router = load_router(model_dir or run_dir)
     assert isinstance(router, LLMRouter)
-    report_dir = find_report(run_dir, router.checkpoint)
+    reports = find_reports(run_dir, router.checkpoint)
 
     def write(tmp: Path) -> None:
         router.model.save_pretrained(str(tmp), safe_serialization=True)
         router.tokenizer.save_pretrained(str(tmp))
         (tmp / POOL).write_text(json.dumps([descriptor_dict(d) for d in router.descriptors], indent=2) + "\n")
         (tmp / ROUTER_CONFIG).write_text(json.dumps(llm_router_config(cfg, router), indent=2) + "\n")
-        report_md = _copy_report(report_dir, tmp)
-        card = llm_model_card(repo_id, cfg, router, report_md, (tmp / "pareto.png").is_file())
+        card = llm_model_card(repo_id, cfg, router, _copy_reports(reports, tmp))
         (tmp / "README.md").write_text(card)
         _check_llm_round_trip(router, tmp)
 
@@ -269,9 +271,7 @@ def llm_router_config(cfg: DictConfig, router: Any) -> dict[str, Any]:
     }
 
 
-def llm_model_card(
-    repo_id: str, cfg: DictConfig, router: Any, report_md: str | None, has_pareto: bool
-) -> str:
+def llm_model_card(repo_id: str, cfg: DictConfig, router: Any, evaluations: Sequence[Evaluation]) -> str:
     """``README.md`` of an LLM router: front matter, protocol, candidates, usage and evaluation."""
     meta = {
         "library_name": "transformers",
@@ -326,7 +326,7 @@ def llm_model_card(
         "## Evaluation",
         "",
     ]
-    lines += _evaluation_section(report_md, has_pareto)
+    lines += _evaluation_section(evaluations)
     lines += ["## Licence", "", f"Weights: {LICENSE}; the base model's licence applies as well.", ""]
     return "\n".join(lines)
 
@@ -362,21 +362,43 @@ def _usage_head(repo_id: str) -> list[str]:
     ]
 
 
-def _evaluation_section(report_md: str | None, has_pareto: bool) -> list[str]:
-    """The card's evaluation: the run's report.md (headings demoted) and its plot."""
-    if report_md is None:
+def _evaluation_section(evaluations: Sequence[Evaluation]) -> list[str]:
+    """The card's evaluations: training's held-out report first, then each later one, labelled."""
+    if not evaluations:
         return ["No evaluation report of this checkpoint was found; run `rl-router eval` on the run.", ""]
-    return _demote(report_md) + (["![accuracy vs cost](pareto.png)", ""] if has_pareto else [])
+    lines: list[str] = []
+    for evaluation in evaluations:
+        lines += [f"### {evaluation.label}", ""] + _demote(evaluation.markdown, levels=2)
+        if evaluation.pareto is not None:
+            lines += [f"![accuracy vs cost]({evaluation.pareto})", ""]
+    return lines
 
 
-def _copy_report(report_dir: Path | None, folder: Path) -> str | None:
-    """Copy the evaluation files into the export; the report's markdown, if any."""
-    if report_dir is None:
-        return None
-    for name in REPORT_FILES:
-        if (report_dir / name).is_file():
-            shutil.copy2(report_dir / name, folder / name)
-    return (folder / "report.md").read_text() if (folder / "report.md").is_file() else None
+@dataclass(frozen=True)
+class Evaluation:
+    """One evaluation of the exported checkpoint, as the card shows it."""
+
+    label: str  # what was evaluated on, and by whom
+    markdown: str  # its report.md
+    pareto: str | None  # its plot, relative to the exported folder
+
+
+def _copy_reports(reports: Sequence[tuple[str, Path]], folder: Path) -> list[Evaluation]:
+    """Copy each evaluation into the export (training's at the top, later ones under ``evals/<name>/``)."""
+    out = []
+    for i, (label, source) in enumerate(reports):
+        target = folder if i == 0 and label.startswith(TRAINING_LABEL) else folder / "evals" / source.name
+        target.mkdir(parents=True, exist_ok=True)
+        for name in REPORT_FILES:
+            if (source / name).is_file():
+                shutil.copy2(source / name, target / name)
+        pareto = (
+            (target / "pareto.png").relative_to(folder).as_posix()
+            if (target / "pareto.png").is_file()
+            else None
+        )
+        out.append(Evaluation(label, (target / "report.md").read_text(), pareto))
+    return out
 
 
 def _check_llm_round_trip(router: Any, folder: Path) -> None:
@@ -387,20 +409,48 @@ def _check_llm_round_trip(router: Any, folder: Path) -> None:
         raise RuntimeError(f"the router exported to {folder} does not reproduce {router.checkpoint}")
 
 
-def find_report(run_dir: Path, checkpoint: Path) -> Path | None:
-    """The directory of the run's evaluation of ``checkpoint``: ``rl-router eval``'s, else training's.
+def find_reports(run_dir: Path, checkpoint: Path) -> list[tuple[str, Path]]:
+    """``(label, folder)`` of every evaluation of ``checkpoint`` kept in the run, training's first.
 
-    A report of another checkpoint (e.g. written before ``resume=``) is not exported.
+    Training writes its held-out evaluation beside the run (``<run>/report.json``; ``eval_sft/`` for an
+    LLM run's warm start); each ``rl-router eval`` writes a folder of its own (``<run>/eval`` by
+    default, or any ``out_dir`` inside the run). Every one is kept, labelled with the data it scored.
+    A report of another checkpoint (e.g. written before ``resume=``) is left out.
     """
-    for folder in (run_dir / "eval", run_dir / "eval_sft", checkpoint / "eval", run_dir):
+    folders = [run_dir, run_dir / "eval_sft"]
+    folders += sorted(p for p in run_dir.iterdir() if p.is_dir() and p not in folders)
+    folders.append(checkpoint / "eval")
+    found, seen = [], set()
+    for folder in folders:
         path = folder / "report.json"
-        if not path.is_file():
+        if not path.is_file() or not (folder / "report.md").is_file():
             continue
-        evaluated = json.loads(path.read_text()).get("meta", {}).get("checkpoint")
-        if evaluated and Path(evaluated).name == checkpoint.name:
-            return folder
-        log.info("%s evaluates %s, not the exported %s: left out", path, evaluated, checkpoint.name)
-    return None
+        report = json.loads(path.read_text())
+        meta = report.get("meta", {})
+        evaluated = meta.get("checkpoint")
+        if not evaluated or Path(evaluated).name != checkpoint.name:
+            log.info("%s evaluates %s, not the exported %s: left out", path, evaluated, checkpoint.name)
+            continue
+        markdown = (folder / "report.md").read_text()
+        if markdown in seen:  # an LLM run copies its training evaluation beside the run
+            continue
+        seen.add(markdown)
+        by_training = folder in (run_dir, run_dir / "eval_sft") or (
+            folder == run_dir / "eval" and (run_dir / "report.md").is_file() and not found
+        )
+        what = data_label(report)
+        label = f"{TRAINING_LABEL} ({what})" if by_training else f"`rl-router eval` on {what}"
+        found.append((label, folder))
+    return found
+
+
+def data_label(report: Mapping[str, Any]) -> str:
+    """What an evaluation scored, from its ``report.json``: the table or the benchmarks, and the count."""
+    meta = report.get("meta", {})
+    if meta.get("table"):
+        return f"{meta['table']}, {meta.get('rows', '?')} rows"
+    sources = [str(s) for s in report.get("sources") or []]
+    return f"{', '.join(sources) or 'QA rows'}, {meta.get('questions', '?')} questions"
 
 
 def router_config(
@@ -445,8 +495,7 @@ def model_card(
     cfg: DictConfig,
     descriptors: Sequence[ModelDescriptor],
     training: Mapping[str, Any],
-    report_md: str | None,
-    has_pareto: bool,
+    evaluations: Sequence[Evaluation],
 ) -> str:
     """``README.md``: YAML front matter, what the router does, its candidates, usage and evaluation."""
     meta = {"library_name": "rl-router", "license": LICENSE, "tags": CARD_TAGS}
@@ -489,7 +538,7 @@ def model_card(
         "## Evaluation",
         "",
     ]
-    lines += _evaluation_section(report_md, has_pareto)
+    lines += _evaluation_section(evaluations)
     lines += ["## Licence", "", "Weights: Apache-2.0."]
     if datasets == ["routellm"]:
         lines[-1] += " The RouteLLM recorded outcomes used for training are Apache-2.0 (lm-sys/RouteLLM)."
@@ -515,14 +564,14 @@ def push_folder(folder: Path, repo_id: str, api: HubApi, private: bool = False, 
     return str(url)
 
 
-def _demote(markdown: str) -> list[str]:
-    """report.md for the card: its title as a sentence, its section headings one level down."""
+def _demote(markdown: str, levels: int = 1) -> list[str]:
+    """report.md for the card: its title as a sentence, its section headings ``levels`` down."""
     out = []
     for line in markdown.rstrip().splitlines():
         if line.startswith("# "):
             out.append(f"Evaluation of this checkpoint: {line[2:]}.")
         elif line.startswith("#"):
-            out.append(f"#{line}")
+            out.append("#" * levels + line)
         else:
             out.append(line)
     return [*out, ""]

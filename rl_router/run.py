@@ -11,6 +11,7 @@ change what was trained (logging, progress, evaluation limits), and refuses the 
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -20,7 +21,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from rl_router.config import construct, typed
 from rl_router.loggers import Logger
@@ -37,7 +39,8 @@ HARMLESS_ON_RESUME = (
     "verbose",
     "output_root",
     "trainer.progress",
-    "trainer.max_steps",  # GRPO: train on for more steps (constant learning rate)
+    "trainer.max_steps",  # train on for longer (GRPO)
+    "trainer.total_steps",  # train on for longer (PPO; an annealed learning rate stretches with it)
     "trainer.eval_limit",
     "trainer.eval_batch_size",
     "trainer.eval_warm_start",
@@ -178,9 +181,28 @@ def resumed_config(composed: DictConfig, recorded: DictConfig, overrides: Sequen
     for group in {t.split(".", 1)[0] for t in touched if t.split(".", 1)[0] in ("logger",)}:
         merged[group] = OmegaConf.to_container(composed, resolve=False)[group]  # a whole group swapped
     merged["resume"] = composed.resume
-    out = OmegaConf.create(merged)
-    OmegaConf.set_struct(out, True)
+    out = copy.deepcopy(composed)
+    with open_dict(out):
+        for key, value in merged.items():
+            out[key] = _typed_group(str(key), value, composed.get(key)) if isinstance(value, dict) else value
     return out
+
+
+def _typed_group(group: str, values: dict[str, Any], composed: Any) -> Any:
+    """``values`` of a config group on the schema it was composed with (so ``typed`` still works).
+
+    The composed node's schema when it has the same fields, else the registered ``*_schema`` of the
+    group that does (a resumed run may have been composed from another option of the group).
+    """
+    candidates = [composed] if OmegaConf.is_config(composed) else []
+    repo = ConfigStore.instance().repo.get(group, {})
+    candidates += [
+        OmegaConf.create(node.node) for name, node in sorted(repo.items()) if name.endswith("_schema.yaml")
+    ]
+    for node in candidates:
+        if set(node.keys()) == set(values) and node.get("_target_") in (None, values.get("_target_")):
+            return OmegaConf.merge(node, values)
+    return OmegaConf.create(values)
 
 
 def _set(tree: dict[str, Any], dotted: str, value: Any) -> None:

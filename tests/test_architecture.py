@@ -108,10 +108,9 @@ def upward_imports(graph: dict[str, set[str]]) -> list[str]:
         if module in FACADES:
             continue
         for target in sorted(targets):
-            if layer_of(target) > layer_of(module):
-                bad.append(
-                    f"{module} ({LAYERS[layer_of(module)][0]}) imports {target} ({LAYERS[layer_of(target)][0]})"
-                )
+            low, high = layer_of(module), layer_of(target)
+            if high > low:
+                bad.append(f"{module} ({LAYERS[low][0]}) imports {target} ({LAYERS[high][0]})")
     return bad
 
 

@@ -270,3 +270,41 @@ def test_eval_reads_an_exported_policy_folder_like_its_run(exported, tmp_path):
     assert (tmp_path / "folder" / "report.md").read_text().splitlines()[1:] == (
         tmp_path / "run" / "report.md"
     ).read_text().splitlines()[1:]
+
+
+def test_a_policy_checkpoint_folder_evaluates_and_exports_as_itself(exported, tmp_path):
+    from rl_router.eval.run import run_eval
+
+    run_dir, _ = exported
+    older = run_dir / "checkpoints" / "step_0000000128"
+    router = load_router(older)
+    assert router.checkpoint == older
+    assert not np.array_equal(
+        router.probs(np.eye(2, 384, dtype=np.float32)),
+        load_router(run_dir).probs(np.eye(2, 384, dtype=np.float32)),
+    )  # the older weights, not the newest
+    report = run_eval(compose("eval", [f"checkpoint={older}", f"out_dir={tmp_path / 'eval'}"]))
+    assert Path(report["meta"]["checkpoint"]).name == "step_0000000128" and report["meta"]["rows"] > 0
+    folder = export_router(older, REPO_ID, tmp_path / "export")
+    exported_weights = load_file(str(folder / "model.safetensors"))
+    for name, tensor in load_file(str(older / "policy.safetensors")).items():
+        assert torch.equal(exported_weights[name], tensor)
+
+
+def test_card_keeps_the_training_evaluation_and_labels_later_ones(exported, tmp_path):
+    from rl_router.eval.run import run_eval
+
+    run_dir, _ = exported
+    later = ["data=routellm", "data.benchmarks=[mmlu]", "data.limit=60", "split=all"]
+    run_eval(compose("eval", [f"checkpoint={run_dir}", f"out_dir={run_dir / 'eval_mmlu'}", *later]))
+    folder = export_router(run_dir, REPO_ID, tmp_path / "export")
+    card = (folder / "README.md").read_text()
+    training = card.index("### Held-out split of the training data, scored by training (routellm/gsm8k+mmlu,")
+    other = card.index("### `rl-router eval` on routellm/mmlu, 60 rows")
+    assert training < other
+    # each section holds its own report's table
+    train_md = (run_dir / "report.md").read_text().splitlines()
+    later_md = (run_dir / "eval_mmlu" / "report.md").read_text().splitlines()
+    assert train_md[2] in card[training:other] and later_md[2] in card[other:]
+    assert (folder / "report.md").read_text() == (run_dir / "report.md").read_text()
+    assert (folder / "evals" / "eval_mmlu" / "report.md").is_file()

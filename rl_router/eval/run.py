@@ -34,6 +34,7 @@ from rl_router.config import typed
 from rl_router.data.routing_table import RoutingTable, concat_tables
 from rl_router.eval.table_eval import evaluate_router_on_table
 from rl_router.routers.load import load_router
+from rl_router.run import LOG_FILE
 
 
 @dataclass
@@ -49,6 +50,7 @@ class EvalConfig:
     batch_size: int = 16  # LLM routers: episodes generated together (one pool call per turn)
     resume: bool = True  # LLM routers: reuse rows out_dir/scored.jsonl already holds for this router
     outcome: str | None = None  # LLM routers: score with em / f1 / reply; None: the training outcome
+    verbose: bool = False  # show engine and worker logs (vLLM, Ray) in the terminal; False: <out_dir>/run.log
 
     def __post_init__(self) -> None:
         if self.split not in ("test", "all"):
@@ -68,7 +70,7 @@ def chosen_parts(loaded: Any, split: str) -> list[Any]:
     return [parts[1]] if split == "test" and len(parts) == 2 else parts
 
 
-def eval_table(data_cfg: Any, split: str, pool_cfg: Any = None) -> RoutingTable:
+def eval_table(data_cfg: Any, split: str, pool_cfg: Any = None, log_file: Path | None = None) -> RoutingTable:
     """The routing table a policy router is scored on, from a data option (the run's, or eval's).
 
     Recorded outcomes (``data=routellm``) are read as they are. Questions (``data=local_mix``,
@@ -87,7 +89,7 @@ def eval_table(data_cfg: Any, split: str, pool_cfg: Any = None) -> RoutingTable:
         raise ValueError(
             "scoring a policy router on questions needs a pool to answer them: give pool=<option>"
         )
-    pool = build_pool_from(pool_cfg)
+    pool = build_pool_from(pool_cfg, log_file)
     try:
         return collect_routing_table(pool, [dict(r) for p in parts for r in p], name=f"eval/{split}")
     finally:
@@ -110,11 +112,15 @@ def qa_rows(data_cfg: Any, split: str, eval_data: Any = None, limit: int | None 
     return [dict(r) for part in chosen_parts(instantiate(source), split) for r in part][:limit]
 
 
-def build_pool_from(pool_cfg: Any) -> Any:
-    """A live pool from a pool option (a DictConfig, or the plain dict an export recorded)."""
+def build_pool_from(pool_cfg: Any, log_file: Path | None = None) -> Any:
+    """A live pool from a pool option (a DictConfig, or the plain dict an export recorded).
+
+    ``log_file``: where engine and worker logs go (None: the terminal).
+    """
     from rl_router.pool import PoolConfig, build_pool
 
-    return build_pool(OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(PoolConfig), pool_cfg)))
+    config = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(PoolConfig), pool_cfg))
+    return build_pool(config, log_file=log_file)
 
 
 def run_eval(cfg: DictConfig) -> dict:
@@ -127,17 +133,20 @@ def run_eval(cfg: DictConfig) -> dict:
     data_cfg = cfg.data if cfg.data is not None else recorded.get("data")
     if data_cfg is None:
         raise ValueError(f"{router.checkpoint}: no data recorded with this router; give data=<option>")
+    log_file = None if config.verbose else out_dir / LOG_FILE
     if router.kind == "llm":
-        report = run_llm_eval(cfg, router, data_cfg, pool_cfg, out_dir)
+        report = run_llm_eval(cfg, router, data_cfg, pool_cfg, out_dir, log_file)
     else:
-        table = eval_table(data_cfg, config.split, pool_cfg)
+        table = eval_table(data_cfg, config.split, pool_cfg, log_file)
         report = evaluate_router_on_table(router, table, out_dir, progress=True)
     print((out_dir / "report.md").read_text())
     print(f"report: {out_dir}/report.json, {out_dir}/report.md, {out_dir}/pareto.png")
     return report
 
 
-def run_llm_eval(cfg: DictConfig, router: Any, data_cfg: Any, pool_cfg: Any, out_dir: Path) -> dict:
+def run_llm_eval(
+    cfg: DictConfig, router: Any, data_cfg: Any, pool_cfg: Any, out_dir: Path, log_file: Path | None = None
+) -> dict:
     """An LLM router's episodes and its baselines on QA rows against a live pool (module docstring)."""
     from rl_router.eval.llm_eval import evaluate_llm_router
 
@@ -150,7 +159,7 @@ def run_llm_eval(cfg: DictConfig, router: Any, data_cfg: Any, pool_cfg: Any, out
     rows = qa_rows(data_cfg, cfg.split, eval_data=eval_data, limit=cfg.limit)
     return evaluate_llm_router(
         router,
-        lambda: build_pool_from(pool_cfg),  # started only if some row is still to score
+        lambda: build_pool_from(pool_cfg, log_file),  # started only if some row is still to score
         rows,
         out_dir,
         batch_size=cfg.batch_size,

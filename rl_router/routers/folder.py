@@ -1,4 +1,4 @@
-"""The layout of an exported router folder: :mod:`rl_router.hub` writes it, :mod:`~rl_router.routers.load` reads it."""
+"""The layout of an exported router folder: written by :mod:`rl_router.hub`, read by `routers.load`."""
 
 ROUTER_CONFIG = "router_config.json"  # router kind, policy config or protocol, observation layout, versions
 WEIGHTS = "model.safetensors"  # the weights, safetensors only

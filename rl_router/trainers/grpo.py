@@ -61,8 +61,9 @@ ROLLOUT_STATE = "rollout_state.json"  # the cost normaliser's window, saved in e
 class GRPOTrainerConfig:
     """Hyperparameters of GRPO for LLM routers (Hydra schema ``trainer/grpo_schema``).
 
-    Defaults are CPU-sized; ``experiment=router_r1`` sets Router-R1's (lr 1e-6, 64 questions per
-    step, temperature 1.0, 225 steps, KL 0.001).
+    The optimisation defaults are Router-R1's (lr 1e-6, 64 questions x 5 samples per step, temperature
+    1.0, ~225 steps, KL 0.001); the hardware flags are CPU ones (float32, no vLLM, no bf16), which
+    ``experiment=router_r1`` switches for a GPU cluster.
     """
 
     model: str = "smollm2-135m-instruct"  # router LLM: zoo name, local path or hub id
@@ -70,7 +71,7 @@ class GRPOTrainerConfig:
     lr: float = 1.0e-6  # AdamW learning rate (Router-R1: 1e-6), constant schedule
     max_steps: int = 225  # optimizer steps; one step = one generation batch (Router-R1: ~225)
     questions_per_step: int = 64  # distinct questions per step (Router-R1's batch: 64)
-    num_generations: int = 5  # trajectories per question: GRPO's group size G
+    num_generations: int = 5  # trajectories per question: GRPO's group size G (Search-R1's GRPO: 5)
     micro_batch_size: int = 8  # samples per forward/backward; gradient accumulation fills the step
     temperature: float = 1.0  # router sampling temperature (Router-R1: 1.0)
     top_p: float = 1.0  # nucleus sampling mass of the router

@@ -20,8 +20,6 @@ Policies follow ``policy(obs[B, D], mask[B, A]) -> (logits[B, A], value[B])``
 
 from __future__ import annotations
 
-import json
-import random
 import time
 import warnings
 from collections import defaultdict, deque
@@ -41,6 +39,7 @@ from tqdm.auto import tqdm
 
 from rl_router import checkpoint as ckpt
 from rl_router.loggers import JsonlLogger, Logger, NullLogger
+from rl_router.run import METRICS, seed_everything, trim_jsonl
 from rl_router.trainers.ppo_math import (
     clipped_policy_loss,
     clipped_value_loss,
@@ -66,7 +65,7 @@ class PPOConfig:
     num_envs: int = 4  # parallel sub-envs; must equal the vector env's num_envs
     num_steps: int = 128  # steps per sub-env per rollout; batch = num_envs * num_steps
     total_steps: int = 500_000  # environment steps (summed over sub-envs) for the whole run
-    gamma: float = 0.99  # discount factor
+    gamma: float = 0.99  # discount; no effect on one-step episodes, matters for multi-step envs
     gae_lambda: float = 0.95  # GAE lambda
     clip_coef: float = 0.2  # PPO ratio clip epsilon
     clip_vloss: bool = True  # also clip the value update around the rollout's values
@@ -135,13 +134,6 @@ def action_mask(info: dict[str, Any], num_envs: int, num_actions: int) -> torch.
     return torch.from_numpy(mask)
 
 
-def _drop_metrics_after(path: Path, step: int) -> None:
-    """Drop ``metrics.jsonl`` rows logged after the checkpoint being resumed: they are redone."""
-    if path.is_file():
-        rows = path.read_text().splitlines(keepends=True)
-        path.write_text("".join(row for row in rows if json.loads(row)["step"] <= step))
-
-
 def _obs(x: Any) -> torch.Tensor:
     return torch.as_tensor(np.asarray(x), dtype=torch.float32)
 
@@ -190,8 +182,8 @@ def train(
     logger = logger or NullLogger()
     latest = ckpt.latest_checkpoint(run_dir) if resume else None
     if latest is not None:
-        _drop_metrics_after(Path(run_dir) / "metrics.jsonl", ckpt.checkpoint_step(latest))
-    jsonl = JsonlLogger(Path(run_dir) / "metrics.jsonl") if run_dir is not None else None
+        trim_jsonl(Path(run_dir) / METRICS, ckpt.checkpoint_step(latest))
+    jsonl = JsonlLogger(Path(run_dir) / METRICS) if run_dir is not None else None
     n_envs, n_steps, n_actions = cfg.num_envs, cfg.num_steps, int(envs.single_action_space.n)
     obs_shape = envs.single_observation_space.shape
     optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.lr, eps=1e-5)
@@ -205,9 +197,7 @@ def train(
     values = torch.zeros((n_steps, n_envs))
 
     if latest is None:
-        random.seed(cfg.seed)
-        np.random.seed(cfg.seed)
-        torch.manual_seed(cfg.seed)
+        seed_everything(cfg.seed)
         shuffle_rng = np.random.default_rng(cfg.seed)
         global_step, start_update, recent = 0, 1, []
         next_obs_np, info = envs.reset(seed=cfg.seed)
