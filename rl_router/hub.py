@@ -49,7 +49,8 @@ from rl_router.pool.types import ModelDescriptor
 from rl_router.routers.folder import FORMAT_VERSION, POOL, ROUTER_CONFIG, WEIGHTS
 from rl_router.routers.load import load_exported, load_router, run_of_model_dir, run_of_policy_checkpoint
 from rl_router.routers.policy import EMBEDDING_MODEL, descriptor_dict, observation_layout, pool_descriptors
-from rl_router.run import load_run_config
+from rl_router.run import load_run_config, portable_config
+from rl_router.trust import DEFAULT_BASE_URL
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,10 @@ NO_TOKEN = (
 CARD_TAGS = ["router", "reinforcement-learning", "ppo", "llm-routing"]
 LICENSE = "apache-2.0"
 REPORT_FILES = ("report.json", "report.md", "pareto.png")
+REMOVED_ENDPOINT = "<endpoint removed on export: give eval pool=<option>>"
+REMOVED_PATH = "<local path removed on export>"
+MACHINE_KEYS = frozenset({"cache_dir"})  # where this machine keeps its caches: never published
+_LOCAL_PATH = re.compile(r"^(/|~|\.{1,2}/|[A-Za-z]:[\\/])")
 TRAINING_LABEL = "Held-out split of the training data, scored by training"
 CARD_TAGS_LLM = ["router", "reinforcement-learning", "grpo", "llm-routing", "router-r1"]
 PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt"}
@@ -262,11 +267,8 @@ def llm_router_config(cfg: DictConfig, router: Any) -> dict[str, Any]:
         "training": {
             "checkpoint": router.checkpoint.name if router.checkpoint else None,
             "seed": cfg.seed,
-            "base_model": cfg.trainer.model,
-            "env": OmegaConf.to_container(cfg.env, resolve=True),
-            "trainer": OmegaConf.to_container(cfg.trainer, resolve=True),
-            "pool": OmegaConf.to_container(cfg.pool, resolve=True),
-            "data": OmegaConf.to_container(cfg.data, resolve=True),
+            "base_model": _portable(cfg.trainer.model, "model"),
+            **portable_training(cfg, ("env", "trainer", "pool", "data")),
         },
     }
 
@@ -392,11 +394,12 @@ def _copy_reports(reports: Sequence[tuple[str, Path]], folder: Path) -> list[Eva
         for name in REPORT_FILES:
             if (source / name).is_file():
                 shutil.copy2(source / name, target / name)
-        pareto = (
-            (target / "pareto.png").relative_to(folder).as_posix()
-            if (target / "pareto.png").is_file()
-            else None
-        )
+        report = json.loads((target / "report.json").read_text())
+        if report.get("meta", {}).get("checkpoint"):  # the checkpoint's name, not where it lay here
+            report["meta"]["checkpoint"] = Path(report["meta"]["checkpoint"]).name
+            (target / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+        plot = target / "pareto.png"
+        pareto = plot.relative_to(folder).as_posix() if plot.is_file() else None
         out.append(Evaluation(label, (target / "report.md").read_text(), pareto))
     return out
 
@@ -474,12 +477,37 @@ def router_config(
             "checkpoint": checkpoint.name,
             "global_step": ckpt.checkpoint_step(checkpoint),
             "seed": cfg.seed,
-            "pool": OmegaConf.to_container(cfg.pool, resolve=True),  # rl-router eval rebuilds it
-            "env": OmegaConf.to_container(cfg.env, resolve=True),
-            "trainer": OmegaConf.to_container(cfg.trainer, resolve=True),
-            "data": OmegaConf.to_container(cfg.data, resolve=True),
+            **portable_training(
+                cfg, ("pool", "env", "trainer", "data")
+            ),  # rl-router eval rebuilds pool, data
         },
     }
+
+
+def portable_training(cfg: DictConfig, groups: Sequence[str]) -> dict[str, Any]:
+    """The training config's ``groups`` as an export may publish them: no endpoint, no local path.
+
+    Environment-variable interpolations stay as written (``${oc.env:ROUTER_R1_BASE_URL,...}``: the
+    loader's own environment fills them in); a literal endpoint other than OpenAI's default and any
+    local path become placeholders that name what was removed; machine-specific keys (``cache_dir``)
+    are dropped, so the loader's defaults apply.
+    """
+    recorded = portable_config(cfg)
+    return {group: _portable(recorded[group], group) for group in groups}
+
+
+def _portable(node: Any, key: str) -> Any:
+    if isinstance(node, Mapping):
+        return {k: _portable(v, str(k)) for k, v in node.items() if k not in MACHINE_KEYS}
+    if isinstance(node, list | tuple):
+        return [_portable(v, key) for v in node]
+    if not isinstance(node, str) or "${oc.env:" in node:
+        return node
+    if key == "base_url" and node != DEFAULT_BASE_URL:
+        return REMOVED_ENDPOINT
+    if _LOCAL_PATH.match(node):
+        return REMOVED_PATH
+    return node
 
 
 def card_datasets(data_cfg: Mapping[str, Any]) -> list[str]:

@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "rl_router.run",
         ),
     ),
-    ("pool", ("rl_router.pool", "rl_router.checkpoint")),
+    ("pool", ("rl_router.pool", "rl_router.checkpoint", "rl_router.trust")),
     ("rewards", ("rewards",)),
     ("envs", ("envs",)),
     ("generation", ("rl_router.generation", "rl_router.policies")),

@@ -35,6 +35,7 @@ from rl_router.data.routing_table import RoutingTable, concat_tables
 from rl_router.eval.table_eval import evaluate_router_on_table
 from rl_router.routers.load import load_router
 from rl_router.run import LOG_FILE
+from rl_router.trust import check_recorded, check_recorded_pool
 
 
 @dataclass
@@ -50,6 +51,7 @@ class EvalConfig:
     batch_size: int = 16  # LLM routers: episodes generated together (one pool call per turn)
     resume: bool = True  # LLM routers: reuse rows out_dir/scored.jsonl already holds for this router
     outcome: str | None = None  # LLM routers: score with em / f1 / reply; None: the training outcome
+    trust_recorded_pool: bool = False  # use a recorded pool even if it sends an API key to its own endpoint
     verbose: bool = False  # show engine and worker logs (vLLM, Ray) in the terminal; False: <out_dir>/run.log
 
     def __post_init__(self) -> None:
@@ -129,10 +131,15 @@ def run_eval(cfg: DictConfig) -> dict:
     out_dir = Path(config.out_dir) if config.out_dir else Path(config.checkpoint) / "eval"
     router = load_router(config.checkpoint)
     recorded: Mapping[str, Any] = router.training  # the data and pool the router was trained with
+    where = f"{router.checkpoint} (recorded training config)"
     pool_cfg = cfg.pool if cfg.get("pool") is not None else recorded.get("pool")
+    if cfg.get("pool") is None and pool_cfg is not None:
+        (check_recorded if config.trust_recorded_pool else check_recorded_pool)(pool_cfg, "pool", where)
     data_cfg = cfg.data if cfg.data is not None else recorded.get("data")
     if data_cfg is None:
         raise ValueError(f"{router.checkpoint}: no data recorded with this router; give data=<option>")
+    if cfg.data is None:
+        check_recorded(data_cfg, "data", where)
     log_file = None if config.verbose else out_dir / LOG_FILE
     if router.kind == "llm":
         report = run_llm_eval(cfg, router, data_cfg, pool_cfg, out_dir, log_file)
@@ -156,6 +163,8 @@ def run_llm_eval(
         raise ValueError(f"{router.checkpoint}: no pool recorded with this router; give eval pool=<option>")
     # the run's own held-out rows: trainer.eval_data when it set one (Router-R1's seven benchmarks)
     eval_data = None if cfg.data is not None else (router.training.get("trainer") or {}).get("eval_data")
+    if eval_data is not None:
+        check_recorded(eval_data, "data", f"{router.checkpoint} (recorded trainer.eval_data)")
     rows = qa_rows(data_cfg, cfg.split, eval_data=eval_data, limit=cfg.limit)
     return evaluate_llm_router(
         router,

@@ -39,7 +39,7 @@ from rl_router.rollout.driver import RolloutDriver, tagged_prompt
 from rl_router.rollout.env_factory import env_factory
 from rl_router.routers.folder import POOL
 from rl_router.routers.policy import descriptor_from_dict, pool_descriptors
-from rl_router.run import ROUTER_DIR
+from rl_router.run import ROUTER_DIR, portable_config
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -251,11 +251,10 @@ def load_llm_run(run_dir: Path, cfg: Any, model_dir: Path | None = None) -> LLMR
     ``model_dir``: one model folder of the run (``sft_model``, ``router``, ``checkpoints/checkpoint-N``);
     None: :func:`router_model_dir`.
     """
-    from omegaconf import OmegaConf
 
     folder = Path(model_dir) if model_dir is not None else router_model_dir(run_dir)
     model, tokenizer = load_model(folder)
-    training = OmegaConf.to_container(cfg, resolve=True)
+    training = portable_config(cfg)
     return LLMRouter(
         model,
         tokenizer,

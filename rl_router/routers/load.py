@@ -29,9 +29,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hydra.utils import get_class
 from omegaconf import OmegaConf
-from torch import nn
 
 from rl_router import __version__
 from rl_router import checkpoint as ckpt
@@ -44,7 +42,8 @@ from rl_router.routers.policy import (
     observation_layout,
     pool_descriptors,
 )
-from rl_router.run import RUN_CONFIG, load_run_config
+from rl_router.run import RUN_CONFIG, load_run_config, portable_config
+from rl_router.trust import UntrustedConfigError, check_recorded
 
 if TYPE_CHECKING:
     from rl_router.routers.folder import FORMAT_VERSION, POOL, ROUTER_CONFIG, ROUTER_KINDS, WEIGHTS
@@ -129,9 +128,10 @@ def _load_run(run_dir: Path, checkpoint: Path | None = None) -> PolicyRouter | L
     if latest is None:
         raise FileNotFoundError(f"{run_dir} holds no checkpoint (checkpoints/step_*): has training started?")
     descriptors = pool_descriptors(cfg.pool)
+    _check_policy_config(OmegaConf.to_container(cfg.policy, resolve=True), run_dir / RUN_CONFIG)
     policy = build_policy(cfg.policy, descriptors)
     ckpt.load_policy_weights(latest, policy)
-    training = OmegaConf.to_container(cfg, resolve=True)
+    training = portable_config(cfg)
     return PolicyRouter(policy.eval(), descriptors, checkpoint=latest, training=training)
 
 
@@ -171,20 +171,14 @@ def load_exported(folder: str | Path) -> PolicyRouter | LLMRouter:
 
 
 def _check_policy_config(policy_cfg: Mapping[str, Any], where: Path) -> None:
-    """Refuse an exported policy config that would make Hydra call anything but one of our policies.
+    """Refuse a recorded policy config that would make Hydra call anything but one of our policies.
 
-    ``instantiate`` imports and calls ``_target_`` and, recursively, any nested ``_target_``; the
-    other ``_*_`` keys change how it calls. An exported config may only name a policy class.
+    ``instantiate`` imports and calls ``_target_`` and, recursively, any nested ``_target_``; a
+    recorded config may only name one of this project's policy classes and hold plain values.
     """
-    target = str(policy_cfg.get("_target_", ""))
-    if not target.startswith(TRUSTED_POLICY_PREFIX) or not issubclass(get_class(target), nn.Module):
-        raise ValueError(
-            f"{where}: policy._target_={target!r} is not a policy class of {TRUSTED_POLICY_PREFIX}*; "
-            "refusing to instantiate it"
-        )
-    special = [key for key in policy_cfg if key.startswith("_") and key != "_target_"]
-    if special or "_target_" in json.dumps({k: v for k, v in policy_cfg.items() if k != "_target_"}):
-        raise ValueError(f"{where}: the policy config may hold plain values only besides its _target_")
+    check_recorded(policy_cfg, "policy", str(where))
+    if "_target_" in json.dumps({k: v for k, v in policy_cfg.items() if k != "_target_"}):
+        raise UntrustedConfigError(f"{where}: the policy config may hold plain values only besides _target_")
 
 
 def _download(repo_id: str, revision: str | None) -> Path:

@@ -134,15 +134,25 @@ def eval_config(checkpoint, out_dir, *extra):
         )
 
 
+def local_data(run_dir) -> list[str]:
+    """The run's data file, named again: an export publishes no local path, so eval needs it given."""
+    return ["data=qa_local", f"data.path={run_dir.parent / 'qa.jsonl'}"]
+
+
+def test_eval_of_an_export_trained_on_a_local_file_asks_for_the_data(exported, tmp_path):
+    with pytest.raises(Exception, match="local path removed on export"):
+        run_eval(eval_config(exported, tmp_path / "eval"))
+
+
 def test_eval_runs_on_the_run_and_on_its_export_alike(run_dir, exported, tmp_path):
     from_run = run_eval(eval_config(run_dir, tmp_path / "run-eval"))
-    from_export = run_eval(eval_config(exported, tmp_path / "export-eval"))
+    from_export = run_eval(eval_config(exported, tmp_path / "export-eval", *local_data(run_dir)))
     assert from_run["router"]["questions"] == 3  # the recorded eval_data: the three rows
     assert from_run["single"]["fake-small"]["accuracy"] == pytest.approx(
         1 / 3
     )  # the recorded pool knows Paris
     assert from_export["policies"] == from_run["policies"]
-    again = run_eval(eval_config(exported, tmp_path / "export-eval"))
+    again = run_eval(eval_config(exported, tmp_path / "export-eval", *local_data(run_dir)))
     assert again["meta"]["resumed_rows"] == 9
 
 
@@ -161,8 +171,8 @@ def test_eval_takes_another_pool_and_data_and_a_limit(exported, tmp_path):
     assert report["single"]["fake-small"]["accuracy"] == pytest.approx(1 / 4)  # Peru, once in the first 4
 
 
-def test_eval_refuses_a_pool_with_other_candidates(exported, tmp_path):
-    extra = ["pool=fake", "pool.models.0.name=other-small"]
+def test_eval_refuses_a_pool_with_other_candidates(run_dir, exported, tmp_path):
+    extra = ["pool=fake", "pool.models.0.name=other-small", *local_data(run_dir)]
     with pytest.raises(ValueError, match=r"trained to route between \['fake-small', 'fake-large'\]"):
         run_eval(eval_config(exported, tmp_path / "eval", *extra))
 
@@ -192,10 +202,10 @@ def test_a_model_folder_outside_any_run_is_refused_clearly(tmp_path):
         load_router(tmp_path / "loose")
 
 
-def test_eval_scores_with_another_outcome_when_asked(exported, tmp_path):
+def test_eval_scores_with_another_outcome_when_asked(run_dir, exported, tmp_path):
     # trained with outcome=reply ("the answer a sentence states"); exact match is stricter
-    report = run_eval(eval_config(exported, tmp_path / "eval", "outcome=em"))
+    report = run_eval(eval_config(exported, tmp_path / "eval", "outcome=em", *local_data(run_dir)))
     assert report["meta"]["outcome"] == "em"
     assert report["single"]["fake-small"]["accuracy"] == pytest.approx(1 / 3)  # "Paris" is exact
     with pytest.raises(ValueError, match=r"scored with another protocol"):
-        run_eval(eval_config(exported, tmp_path / "eval"))  # same out_dir, training outcome: refused
+        run_eval(eval_config(exported, tmp_path / "eval", *local_data(run_dir)))  # same out_dir: refused
