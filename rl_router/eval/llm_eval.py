@@ -4,8 +4,11 @@
 generation and one pool call per turn for a batch of episodes) and asks every candidate each
 question alone. Every scored row is appended to ``<out_dir>/scored.jsonl`` as soon as its batch
 ends, so a crashed or interrupted evaluation started again with the same ``out_dir`` scores only the
-rows that are missing (``scored_meta.json`` records which router, pool and protocol the rows belong
-to; another router's rows are refused, not mixed in).
+rows that are missing. Each scored row carries the key of what makes it valid (:func:`row_key`): the
+router's weights (their hash, not the folder they lie in), the pool (its config: models, revisions,
+sampling, prices, backend options), the protocol and the row's own content; a single candidate's
+rows leave the weights out. A row whose key differs (new weights after ``resume=``, another pool,
+protocol or data) is scored again, never reused.
 
 Policies in the report:
 
@@ -28,6 +31,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +42,6 @@ from rl_router.pool.types import CandidatePool
 log = logging.getLogger(__name__)
 
 SCORED = "scored.jsonl"  # one line per (policy, row): what resuming reads back
-SCORED_META = "scored_meta.json"  # which router / pool / protocol the scored rows belong to
 ROUTER = "router"
 ORACLE = "oracle"
 RANDOM = "random"
@@ -70,22 +73,24 @@ def source_columns(sources: Sequence[str]) -> list[str]:
     return known + sorted(set(sources) - set(known))
 
 
-class ScoredRows:
-    """``scored.jsonl``: scored rows keyed by ``(policy, row id)``, appended batch by batch."""
+def digest(value: Any) -> str:
+    """A short sha256 of JSON data (keys sorted)."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
-    def __init__(self, out_dir: Path, meta: Mapping[str, Any], resume: bool = True) -> None:
+
+def row_key(*parts: Any) -> str:
+    """The key a scored row is valid for: a digest of everything that decides its score."""
+    return digest(list(parts))
+
+
+class ScoredRows:
+    """``scored.jsonl``: scored rows keyed by ``(policy, row id, validity key)``, appended batch by batch."""
+
+    def __init__(self, out_dir: Path, resume: bool = True) -> None:
         self.path = out_dir / SCORED
-        self.meta_path = out_dir / SCORED_META
         out_dir.mkdir(parents=True, exist_ok=True)
-        self.rows: dict[tuple[str, str], dict[str, Any]] = {}
-        if resume and self.meta_path.is_file() and self.path.is_file():
-            stored = json.loads(self.meta_path.read_text())
-            if stored != dict(meta):
-                changed = sorted(k for k in set(stored) | set(meta) if stored.get(k) != meta.get(k))
-                raise ValueError(
-                    f"{self.path} holds rows scored with another {', '.join(changed)}; give eval a new "
-                    "out_dir, or delete the file to score everything again"
-                )
+        self.rows: dict[tuple[str, str, str], dict[str, Any]] = {}
+        if resume and self.path.is_file():
             for line in self.path.read_text().splitlines():
                 if not line.strip():
                     continue
@@ -94,24 +99,28 @@ class ScoredRows:
                 except json.JSONDecodeError:  # the last line of a killed run may be cut short
                     log.warning("%s: skipped an unreadable line (an interrupted write)", self.path)
                     continue
-                self.rows[record["policy"], record["id"]] = record
+                if "key" in record:  # rows written before rows carried keys are never reused
+                    self.rows[record["policy"], record["id"], record["key"]] = record
         else:
             self.path.write_text("")
-        self.meta_path.write_text(json.dumps(dict(meta), indent=2) + "\n")
-        self.resumed = len(self.rows)
+        self.resumed = 0
 
-    def missing(self, policy: str, rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-        return [row for row in rows if (policy, str(row["id"])) not in self.rows]
+    def missing(self, policy: str, rows: Sequence[Mapping[str, Any]], keys: Mapping[str, str]) -> list:
+        """The rows without a scored record of ``policy`` under their key (``keys``: row id -> key)."""
+        todo = [row for row in rows if (policy, str(row["id"]), keys[str(row["id"])]) not in self.rows]
+        self.resumed += len(rows) - len(todo)
+        return todo
 
-    def add(self, records: Sequence[dict[str, Any]]) -> None:
+    def add(self, records: Sequence[dict[str, Any]], keys: Mapping[str, str]) -> None:
         with self.path.open("a") as f:
             for record in records:
-                self.rows[record["policy"], record["id"]] = record
+                record = {**record, "key": keys[record["id"]]}
+                self.rows[record["policy"], record["id"], record["key"]] = record
                 f.write(json.dumps(record) + "\n")
             f.flush()
 
-    def get(self, policy: str, row_id: str) -> dict[str, Any]:
-        return self.rows[policy, row_id]
+    def get(self, policy: str, row_id: str, key: str) -> dict[str, Any]:
+        return self.rows[policy, row_id, key]
 
 
 def router_record(row: Mapping[str, Any], episode: Mapping[str, Any]) -> dict[str, Any]:
@@ -211,6 +220,7 @@ def evaluate_llm_router(
     resume: bool = True,
     progress: bool = False,
     title: str | None = None,
+    pool_config: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Score an LLM router and its baselines on ``rows``; write report.json, report.md and pareto.png.
 
@@ -224,6 +234,8 @@ def evaluate_llm_router(
         batch_size: Router episodes per batch (and rows per single-candidate pool call).
         resume: Reuse the rows ``out_dir`` already scored for this router; False scores all again.
         progress: Show a progress bar over the rows.
+        pool_config: What the pool is (its config as plain data): part of every row's validity key.
+            None: the router's candidate descriptors (names, models, revisions, sampling, prices).
 
     Returns:
         The report: ``{"meta", "policies": {name: summary}, "router", "single": {model: summary},
@@ -245,14 +257,18 @@ def evaluate_llm_router(
     protocol = router.protocol_dict()
     score = OUTCOME_SCORERS[protocol["outcome"]]
     meta = {
-        # absolute: training's own eval and a later `rl-router eval` of the run share out_dir and rows
         "checkpoint": str(Path(router.checkpoint).resolve()) if router.checkpoint else None,
+        "weights": router.weights_digest(),
         "models": names,
         "protocol": protocol,
     }
-    scored = ScoredRows(out, meta, resume=resume)
-    todo_router = scored.missing(ROUTER, rows)
-    todo_single = {m: scored.missing(SINGLE + m, rows) for m in names}
+    pool_key = digest(pool_config if pool_config is not None else [asdict(d) for d in router.descriptors])
+    row_digests = {i: digest(dict(row)) for i, row in zip(ids, rows, strict=True)}
+    router_keys = {i: row_key(meta["weights"], pool_key, protocol, d) for i, d in row_digests.items()}
+    single_keys = {i: row_key(pool_key, protocol["outcome"], d) for i, d in row_digests.items()}
+    scored = ScoredRows(out, resume=resume)
+    todo_router = scored.missing(ROUTER, rows, router_keys)
+    todo_single = {m: scored.missing(SINGLE + m, rows, single_keys) for m in names}
     work = len(todo_router) + sum(len(v) for v in todo_single.values())
     bar = tqdm(total=work, desc="eval", unit="answer", disable=not progress)
     if scored.resumed:
@@ -270,22 +286,22 @@ def evaluate_llm_router(
         for start in range(0, len(todo_router), batch_size):
             chunk = todo_router[start : start + batch_size]
             episodes = router.play(live, chunk, batch_size=batch_size)
-            scored.add([router_record(row, ep) for row, ep in zip(chunk, episodes, strict=True)])
+            scored.add([router_record(row, ep) for row, ep in zip(chunk, episodes, strict=True)], router_keys)
             bar.update(len(chunk))
         for model, todo in todo_single.items():
             for start in range(0, len(todo), batch_size):
                 chunk = todo[start : start + batch_size]
-                scored.add(single_records(live, chunk, model, score))
+                scored.add(single_records(live, chunk, model, score), single_keys)
                 bar.update(len(chunk))
     finally:
         bar.close()
         if owned and live is not None:
             live.close()
 
-    per_policy = {ROUTER: [scored.get(ROUTER, i) for i in ids]}
+    per_policy = {ROUTER: [scored.get(ROUTER, i, router_keys[i]) for i in ids]}
     for m in names:
-        per_policy[SINGLE + m] = [scored.get(SINGLE + m, i) for i in ids]
-    singles_of = [[scored.get(SINGLE + m, i) for m in names] for i in ids]
+        per_policy[SINGLE + m] = [scored.get(SINGLE + m, i, single_keys[i]) for i in ids]
+    singles_of = [[scored.get(SINGLE + m, i, single_keys[i]) for m in names] for i in ids]
     per_policy[ORACLE] = [oracle_record(s) for s in singles_of]
     per_policy[RANDOM] = [random_record(s, i) for s, i in zip(singles_of, ids, strict=True)]
     policies = {name: summarize(records, names) for name, records in per_policy.items()}

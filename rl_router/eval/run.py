@@ -34,7 +34,7 @@ from rl_router.config import typed
 from rl_router.data.routing_table import RoutingTable, concat_tables
 from rl_router.eval.table_eval import evaluate_router_on_table
 from rl_router.routers.load import load_router
-from rl_router.run import LOG_FILE
+from rl_router.run import LOG_FILE, portable_config
 from rl_router.trust import check_recorded, check_recorded_pool
 
 
@@ -171,6 +171,7 @@ def run_llm_eval(
         lambda: build_pool_from(pool_cfg, log_file),  # started only if some row is still to score
         rows,
         out_dir,
+        pool_config=portable_config(pool_cfg) if OmegaConf.is_config(pool_cfg) else dict(pool_cfg),
         batch_size=cfg.batch_size,
         resume=cfg.resume,
         progress=True,

@@ -170,6 +170,7 @@ def train(cfg: DictConfig, run_dir: Path, progress: bool | None = None) -> dict[
             checkpoint=router_dir,
             training=portable_config(cfg),
         )
+        pool_config = portable_config(cfg)["pool"]  # what `rl-router eval` of this run keys rows by too
         report = evaluate_llm_router(
             router,
             pool,
@@ -177,6 +178,7 @@ def train(cfg: DictConfig, run_dir: Path, progress: bool | None = None) -> dict[
             run_dir / "eval",
             batch_size=trainer_cfg.eval_batch_size,
             progress=trainer_cfg.progress,
+            pool_config=pool_config,
         )
         for name in ("report.json", "report.md", "pareto.png"):  # beside the run, as PPO runs have it
             shutil.copy2(run_dir / "eval" / name, run_dir / name)
@@ -185,7 +187,12 @@ def train(cfg: DictConfig, run_dir: Path, progress: bool | None = None) -> dict[
             model, _ = load_model(run_dir / SFT_DIR)
             warm = dataclasses.replace(router, model=model, checkpoint=run_dir / SFT_DIR)
             warm_report = evaluate_llm_router(
-                warm, pool, test_rows, run_dir / "eval_sft", batch_size=trainer_cfg.eval_batch_size
+                warm,
+                pool,
+                test_rows,
+                run_dir / "eval_sft",
+                batch_size=trainer_cfg.eval_batch_size,
+                pool_config=pool_config,
             )
     finally:
         pool.close()

@@ -227,6 +227,23 @@ class LLMRouter:
     def protocol_dict(self) -> dict[str, Any]:
         return asdict(self.protocol)
 
+    def weights_digest(self) -> str:
+        """sha256 of the model's tensors (names, dtypes, shapes, bytes): what scored rows are valid for.
+
+        Two folders holding the same weights share it; a folder whose weights changed in place (a
+        resumed run's ``router/``) does not.
+        """
+        import hashlib
+
+        import torch
+
+        h = hashlib.sha256()
+        for name, tensor in sorted(self.model.state_dict().items()):
+            t = tensor.detach().to("cpu").contiguous()
+            h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+            h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        return h.hexdigest()
+
 
 def router_model_dir(run_dir: Path) -> Path:
     """The LLM router of a run: ``<run>/router``, else the newest ``checkpoints/checkpoint-N``."""

@@ -47,6 +47,13 @@ class Scripted:
     def protocol_dict(self):
         return self.router.protocol_dict()
 
+    def weights_digest(self):
+        return self.router.weights_digest()
+
+    @property
+    def descriptors(self):
+        return self.router.descriptors
+
     def play(self, pool, rows, batch_size=16):
         return self.router.play(pool, rows, batch_size, generate=self.generator)
 
@@ -212,15 +219,35 @@ def test_an_interrupted_run_scores_only_the_missing_rows(router, tmp_path):
     pool.close()
 
 
-def test_rows_of_another_router_are_refused(router, tmp_path):
+def test_rows_are_reused_by_weights_not_by_folder_and_rescored_when_weights_change(router, tmp_path):
+    import torch
+
     pool = fake_pool()
     evaluate_llm_router(router, pool, ROWS, tmp_path / "eval")
-    router.checkpoint = tmp_path / "another"
+    router.checkpoint = tmp_path / "a-copy-of-the-same-weights"
     router.router.checkpoint = router.checkpoint
-    with pytest.raises(ValueError, match=r"scored with another checkpoint; give eval a new out_dir"):
-        evaluate_llm_router(router, pool, ROWS, tmp_path / "eval")
+    moved = evaluate_llm_router(router, pool, ROWS, tmp_path / "eval")
+    assert moved["meta"]["resumed_rows"] == 9  # same weights elsewhere: every row stands
+    with torch.no_grad():  # the weights change in place, as a resumed run's router/ does
+        next(router.router.model.parameters()).add_(0.01)
+    changed = evaluate_llm_router(router, pool, ROWS, tmp_path / "eval")
+    assert changed["meta"]["resumed_rows"] == 6  # the candidates' answers stand; the router's do not
+    assert changed["meta"]["weights"] != moved["meta"]["weights"]
     fresh = evaluate_llm_router(router, pool, ROWS, tmp_path / "eval", resume=False)
     assert fresh["meta"]["resumed_rows"] == 0
+    pool.close()
+
+
+def test_rows_whose_content_or_pool_changed_are_scored_again(router, tmp_path):
+    pool = fake_pool()
+    evaluate_llm_router(router, pool, ROWS, tmp_path / "eval", pool_config={"answers": ["Paris"]})
+    edited = [dict(ROWS[0], golden_answers=["Lyon"]), *ROWS[1:]]  # same id, another golden answer
+    again = evaluate_llm_router(router, pool, edited, tmp_path / "eval", pool_config={"answers": ["Paris"]})
+    assert again["meta"]["resumed_rows"] == 6  # 2 unchanged rows x (router + 2 candidates)
+    other_pool = evaluate_llm_router(
+        router, pool, edited, tmp_path / "eval", pool_config={"answers": ["Rome"]}
+    )
+    assert other_pool["meta"]["resumed_rows"] == 0
     pool.close()
 
 

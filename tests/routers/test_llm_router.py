@@ -207,5 +207,6 @@ def test_eval_scores_with_another_outcome_when_asked(run_dir, exported, tmp_path
     report = run_eval(eval_config(exported, tmp_path / "eval", "outcome=em", *local_data(run_dir)))
     assert report["meta"]["outcome"] == "em"
     assert report["single"]["fake-small"]["accuracy"] == pytest.approx(1 / 3)  # "Paris" is exact
-    with pytest.raises(ValueError, match=r"scored with another protocol"):
-        run_eval(eval_config(exported, tmp_path / "eval", *local_data(run_dir)))  # same out_dir: refused
+    # the same out_dir with the training outcome: every row is scored again under it, none reused
+    again = run_eval(eval_config(exported, tmp_path / "eval", *local_data(run_dir)))
+    assert again["meta"]["outcome"] == "reply" and again["meta"]["resumed_rows"] == 0

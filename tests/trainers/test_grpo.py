@@ -318,6 +318,9 @@ def test_resume_continues_from_the_last_checkpoint(compose, tok, tmp_path):
     assert [e["step"] for e in episodes] == [1] * 8 + [2] * 8  # step 1's episodes kept once
     state = json.loads((run / "checkpoints" / "checkpoint-2" / "rollout_state.json").read_text())
     assert len(state["normalizer"]["sqrt_costs"]) == 2 * 8  # the window carried across the resume
+    # router/ was overwritten in place with new weights: the final report scores them, not step 1's
+    assert second["report"]["meta"]["weights"] != first["report"]["meta"]["weights"]
+    assert second["report"]["meta"]["resumed_rows"] == 6  # only the candidates' 3 x 2 answers stand
 
 
 @pytest.mark.slow
