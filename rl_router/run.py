@@ -30,6 +30,7 @@ from rl_router.loggers import Logger
 RUN_CONFIG = "config.yaml"  # the training config of a run, as recorded
 METRICS = "metrics.jsonl"  # one JSON row per logged step
 LOG_FILE = "run.log"  # engine and worker output (vLLM, Ray) unless verbose=true
+VALIDATION_DIR = "validation"  # a run's evaluation on the validation split (choices are made on it)
 ROUTER_DIR = "router"  # an LLM-router run's trained router (a transformers folder)
 SFT_DIR = "sft_model"  # an LLM-router run's warm start (the input of GRPO)
 ROLLOUTS = "rollouts.jsonl"  # an LLM-router run's training episodes, one JSON line each

@@ -52,7 +52,7 @@ def main() -> None:
     parser.add_argument("--split-seed", type=int, default=0)
     args = parser.parse_args()
 
-    train, test = load_routing_splits(test_fraction=args.test_fraction, split_seed=args.split_seed)
+    train, _, test = load_routing_splits(test_fraction=args.test_fraction, split_seed=args.split_seed)
     s, w = train.models.index(STRONG), train.models.index(WEAK)
     x_train = embed_queries(train.prompts, progress=False)
     x_test = embed_queries(test.prompts, progress=False)

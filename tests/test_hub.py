@@ -65,7 +65,7 @@ def exported(tmp_path_factory):
 
 
 def held_out_prompts() -> list[str]:
-    _, test = load_routing_splits(test_fraction=0.3, split_seed=0, limit=300)
+    test = load_routing_splits(test_fraction=0.3, split_seed=0, limit=300).test
     return test.prompts
 
 

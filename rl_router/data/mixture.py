@@ -1,4 +1,4 @@
-"""A mixture of QA sources with a held-out split: ``(train, test)`` datasets of one schema.
+"""A mixture of QA sources with held-out splits: train / validation / test datasets of one schema.
 
 Live-pool experiments need questions where the cheap candidate suffices for some and not others;
 no single source gives that, so ``conf/data/local_mix.yaml`` mixes the shipped country-capital
@@ -16,32 +16,40 @@ from typing import Any
 import datasets
 import numpy as np
 
+from rl_router.data.splits import DataSplits, check_fractions
+
 
 def load_qa_splits(
-    parts: Sequence[datasets.Dataset], test_fraction: float = 0.3, split_seed: int = 0
-) -> tuple[datasets.Dataset, datasets.Dataset]:
-    """Join QA datasets and hold out ``test_fraction`` of every source (stratified, seeded).
+    parts: Sequence[datasets.Dataset],
+    test_fraction: float = 0.3,
+    split_seed: int = 0,
+    val_fraction: float = 0.1,
+) -> DataSplits:
+    """Join QA datasets; hold out ``test_fraction``, then ``val_fraction``, of every source (seeded).
 
     Raises:
         ValueError: no parts, or two rows share an id (ids key the response cache and reports).
     """
     if not parts:
         raise ValueError("data.parts is empty: list at least one QA data option")
+    check_fractions(test_fraction, val_fraction)
     joined = datasets.concatenate_datasets(list(parts))
     ids = joined["id"]
     if len(set(ids)) != len(ids):
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         raise ValueError(f"data.parts share row ids {dupes[:3]}...: give each part its own source")
     rng = np.random.default_rng(split_seed)
+    val_rng = np.random.default_rng([split_seed, 1])  # validation: its own stream, test rows unchanged
     sources = np.asarray(joined["source"])
-    test_rows: list[int] = []
+    part = np.zeros(len(joined), dtype=np.int8)  # 0 train, 1 validation, 2 test
     for source in sorted(set(sources)):
         rows = np.flatnonzero(sources == source)
         n_test = int(round(test_fraction * len(rows)))
-        test_rows += rng.permutation(rows)[:n_test].tolist()
-    is_test = np.zeros(len(joined), dtype=bool)
-    is_test[test_rows] = True
-    return joined.select(np.flatnonzero(~is_test)), joined.select(np.flatnonzero(is_test))
+        shuffled = rng.permutation(rows)
+        part[shuffled[:n_test]] = 2
+        rest = np.sort(shuffled[n_test:])
+        part[val_rng.permutation(rest)[: int(round(val_fraction * len(rows)))]] = 1
+    return DataSplits(*(joined.select(np.flatnonzero(part == k)) for k in range(3)))
 
 
 @dataclass
@@ -50,11 +58,11 @@ class QAMixDataConfig:
 
     _target_: str = "rl_router.data.mixture.load_qa_splits"
     parts: list[Any] = field(default_factory=list)  # data options (each with _target_) giving QA datasets
-    test_fraction: float = 0.3  # share of each source held out for evaluation
-    split_seed: int = 0  # seed of the held-out split
+    test_fraction: float = 0.3  # share of each source held out for the reported (test) numbers
+    val_fraction: float = 0.1  # share of each source held out for choosing hyperparameters
+    split_seed: int = 0  # seed of the held-out splits
 
     def __post_init__(self) -> None:
         if not self.parts:
             raise ValueError("data.parts is empty: list QA data options, e.g. {_target_: ...load_qa_file}")
-        if not 0.0 < self.test_fraction < 1.0:
-            raise ValueError(f"data.test_fraction={self.test_fraction}: use a value in (0, 1), e.g. 0.3")
+        check_fractions(self.test_fraction, self.val_fraction)

@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from rl_router.data.routing_table import RoutingTable, concat_tables
+from rl_router.data.splits import DataSplits, check_fractions
 from rl_router.data.tokens import count_tokens, estimate_choice_answer_tokens
 
 logger = logging.getLogger(__name__)
@@ -97,10 +98,18 @@ def load_routing_splits(
     benchmarks: Sequence[str] = ("gsm8k", "mmlu"),
     exclude_contaminated: bool = True,
     limit: int | None = None,
-) -> tuple[RoutingTable, RoutingTable]:
-    """:func:`load_routing_table` then :meth:`RoutingTable.split`: ``(train, test)``."""
+    val_fraction: float = 0.1,
+) -> DataSplits:
+    """:func:`load_routing_table` split into train / validation / test, stratified by source.
+
+    Test takes ``test_fraction`` of each source (:meth:`RoutingTable.split` with ``split_seed``);
+    validation then takes ``val_fraction`` of the whole from what is left (seed ``split_seed + 1``).
+    """
+    check_fractions(test_fraction, val_fraction)
     table = load_routing_table(path, benchmarks, exclude_contaminated, limit)
-    return table.split(test_fraction, split_seed)
+    rest, test = table.split(test_fraction, split_seed)
+    train, validation = rest.split(val_fraction / (1.0 - test_fraction), split_seed + 1)
+    return DataSplits(train, validation, test)
 
 
 @dataclass
@@ -115,14 +124,14 @@ class RoutingTableDataConfig:
     benchmarks: list[str] = field(default_factory=lambda: ["gsm8k", "mmlu"])  # also: mt_bench
     exclude_contaminated: bool = True  # drop RouteLLM's contaminated eval prompts
     limit: int | None = None  # fixed random subset of this many rows (smoke runs); None: all
-    test_fraction: float = 0.3  # share of each source held out for evaluation
-    split_seed: int = 0  # seed of the held-out split
+    test_fraction: float = 0.3  # share of each source held out for the reported (test) numbers
+    val_fraction: float = 0.1  # share of each source held out for choosing hyperparameters
+    split_seed: int = 0  # seed of the held-out splits
 
     def __post_init__(self) -> None:
         if not self.benchmarks:
             raise ValueError("data.benchmarks is empty: use e.g. [gsm8k, mmlu]")
-        if not 0.0 < self.test_fraction < 1.0:
-            raise ValueError(f"data.test_fraction={self.test_fraction}: use a value in (0, 1), e.g. 0.3")
+        check_fractions(self.test_fraction, self.val_fraction)
         if self.limit is not None and self.limit <= 1:
             raise ValueError(f"data.limit={self.limit}: use at least 2 rows (or null for all)")
         if self.path is not None and not Path(self.path).is_dir():

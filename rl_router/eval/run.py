@@ -12,8 +12,9 @@ reads a run directory of ``rl-router train``, a folder of ``rl-router export`` o
   :func:`rl_router.eval.llm_eval.evaluate_llm_router`. Resumable: run the same command again after a
   crash and only the rows missing from ``<out_dir>/scored.jsonl`` are scored.
 
-Which rows: ``split=test`` (default) takes the held-out split of the data (an LLM run's
-``trainer.eval_data`` when it has one, e.g. Router-R1's seven benchmarks); ``split=all`` every row.
+Which rows: ``split=test`` (default) takes the test split of the data (an LLM run's
+``trainer.eval_data`` when it has one, e.g. Router-R1's seven benchmarks); ``split=validation`` the
+validation split, on which choices are made; ``split=train`` the training rows; ``split=all`` every row.
 A data option given to eval that has no held-out split is evaluated whole. ``limit=N`` keeps the
 first N rows; ``outcome=em`` scores an LLM router's answers by exact match whatever it trained on.
 Writes ``report.json``, ``report.md`` and ``pareto.png`` into ``out_dir`` (default
@@ -32,6 +33,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 
 from rl_router.config import typed
 from rl_router.data.routing_table import RoutingTable, concat_tables
+from rl_router.data.splits import SPLITS, part_of
 from rl_router.eval.table_eval import evaluate_router_on_table
 from rl_router.routers.load import load_router
 from rl_router.run import LOG_FILE, portable_config
@@ -44,7 +46,7 @@ class EvalConfig:
 
     checkpoint: str = MISSING  # a run directory of ``rl-router train``, an exported folder or a repo id
     out_dir: str | None = None  # where report.{json,md} and pareto.png go; None: <checkpoint>/eval
-    split: str = "test"  # "test": the run's held-out rows; "all": every row (e.g. a new data.path)
+    split: str = "test"  # test (reported), validation (for choices), train, or all (e.g. a new data.path)
     data: Any = None  # a data option (`data=routellm data.path=...`) replacing the run's; None: the run's
     pool: Any = None  # LLM routers: a pool option serving the router's candidates; None: the run's
     limit: int | None = None  # LLM routers: evaluate the first N rows only
@@ -55,21 +57,14 @@ class EvalConfig:
     verbose: bool = False  # show engine and worker logs (vLLM, Ray) in the terminal; False: <out_dir>/run.log
 
     def __post_init__(self) -> None:
-        if self.split not in ("test", "all"):
-            raise ValueError(f"split={self.split!r}: use test (held-out rows) or all")
+        if self.split not in (*SPLITS, "all"):
+            raise ValueError(f"split={self.split!r}: use one of {(*SPLITS, 'all')}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size={self.batch_size}: use 1 or more")
         if self.outcome not in (None, "em", "f1", "reply"):
             raise ValueError(f"outcome={self.outcome!r}: use em, f1, reply or null (the training outcome)")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"limit={self.limit}: use null (every row) or 1 or more")
-
-
-def chosen_parts(loaded: Any, split: str) -> list[Any]:
-    """The parts of a loaded data option to evaluate on: its test part for ``split=test`` when it
-    has one (``(train, test)``), else every part."""
-    parts = list(loaded) if isinstance(loaded, tuple) else [loaded]
-    return [parts[1]] if split == "test" and len(parts) == 2 else parts
 
 
 def eval_table(data_cfg: Any, split: str, pool_cfg: Any = None, log_file: Path | None = None) -> RoutingTable:
@@ -84,7 +79,7 @@ def eval_table(data_cfg: Any, split: str, pool_cfg: Any = None, log_file: Path |
 
     from rl_router.rollout.live_table import collect_routing_table
 
-    parts = chosen_parts(instantiate(data_cfg), split)
+    parts = part_of(instantiate(data_cfg), split)
     if all(isinstance(part, RoutingTable) for part in parts):
         return concat_tables(parts, name=parts[0].name) if len(parts) > 1 else parts[0]
     if pool_cfg is None:
@@ -111,7 +106,7 @@ def qa_rows(data_cfg: Any, split: str, eval_data: Any = None, limit: int | None 
     from hydra.utils import instantiate
 
     source = eval_data if split == "test" and eval_data is not None else data_cfg
-    return [dict(r) for part in chosen_parts(instantiate(source), split) for r in part][:limit]
+    return [dict(r) for part in part_of(instantiate(source), split) for r in part][:limit]
 
 
 def build_pool_from(pool_cfg: Any, log_file: Path | None = None) -> Any:

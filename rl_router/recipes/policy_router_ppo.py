@@ -13,7 +13,8 @@ bottom:
 4. *train* — PPO (:func:`rl_router.trainers.ppo.train`) with a progress bar showing return, reward
    terms, dollars and route shares; checkpoints in ``checkpoints/``;
 5. *evaluate* — the trained router against random, single-model and oracle baselines on the
-   held-out rows: ``report.json``, ``report.md`` and ``pareto.png`` in the run directory.
+   test rows (``report.json``, ``report.md`` and ``pareto.png`` in the run directory) and on the
+   validation rows (``validation/``: what sweeps and defaults are chosen on).
 """
 
 from __future__ import annotations
@@ -29,12 +30,13 @@ from omegaconf import DictConfig
 from rewards.cost import PercentileCostNormalizer
 from rl_router.config import typed
 from rl_router.data.routing_table import RoutingTable
+from rl_router.data.splits import DataSplits
 from rl_router.embeddings import embed_queries
 from rl_router.eval.table_eval import evaluate_router_on_table, table_columns
 from rl_router.rollout.env_factory import env_factory
 from rl_router.rollout.live_table import collect_routing_table
 from rl_router.routers.policy import PolicyRouter, build_policy
-from rl_router.run import start_run
+from rl_router.run import VALIDATION_DIR, start_run
 from rl_router.trainers import ppo
 
 log = logging.getLogger(__name__)
@@ -83,25 +85,26 @@ def train(cfg: DictConfig, run_dir: Path, progress: bool = True) -> dict[str, An
     from hydra.utils import instantiate
 
     data = instantiate(cfg.data)
-    if not (isinstance(data, tuple) and len(data) == 2):
+    if not isinstance(data, DataSplits):
         raise ValueError(
-            f"data={cfg.data._target_} gives no held-out split: select-mode PPO needs (train, test), "
-            "e.g. data=routellm (recorded outcomes) or data=local_mix (questions for a live pool)"
+            f"data={cfg.data._target_} gives no held-out splits: select-mode PPO needs train / validation "
+            "/ test, e.g. data=routellm (recorded outcomes) or data=local_mix (questions for a live pool)"
         )
     if all(isinstance(part, RoutingTable) for part in data):
         # recorded outcomes: the replay pool answers from the training rows only
-        train_table, test_table = data
+        train_table, val_table, test_table = data
         pool = instantiate(cfg.pool, table=train_table, log_file=run.log_file)
         examples = table_examples(train_table)
     else:
         # questions for a live pool: record every candidate on every row once, in big batches; the
         # env's calls during training are then response-cache hits charged at unchanged list prices
         pool = instantiate(cfg.pool, log_file=run.log_file)
-        examples = [dict(row, query_id=row["id"]) for row in data[0]]
+        examples = [dict(row, query_id=row["id"]) for row in data.train]
         train_table = collect_routing_table(pool, examples, name=f"{cfg.name}/train")
-        test_table = collect_routing_table(pool, list(data[1]), name=f"{cfg.name}/test")
-        log.info("live accuracy: train %s, held-out %s", train_table.accuracy(), test_table.accuracy())
-    log.info("data: %d train rows, %d held-out rows", len(train_table), len(test_table))
+        val_table = collect_routing_table(pool, list(data.validation), name=f"{cfg.name}/validation")
+        test_table = collect_routing_table(pool, list(data.test), name=f"{cfg.name}/test")
+        log.info("live accuracy: train %s, test %s", train_table.accuracy(), test_table.accuracy())
+    log.info("data: %d train, %d validation, %d test rows", len(train_table), len(val_table), len(test_table))
 
     # ---------------------------------------------------------------- env
     try:
@@ -135,13 +138,20 @@ def train(cfg: DictConfig, run_dir: Path, progress: bool = True) -> dict[str, An
         pool.close()
 
     # ---------------------------------------------------------------- evaluate
+    # validation: what sweeps and defaults are chosen on; test: what is reported, chosen on by no one
     router = PolicyRouter(policy.eval(), descriptors, checkpoint=result["checkpoint"])
+    validation = evaluate_router_on_table(router, val_table, run_dir / VALIDATION_DIR, progress=False)
     report = evaluate_router_on_table(router, test_table, run_dir, progress=progress)
-    overall = report["overall"]["router"]
-    eval_metrics = {"eval/accuracy": overall["accuracy"], "eval/cost_usd": overall["dollars_per_query"]}
-    eval_metrics.update(
-        {f"eval/{k}": overall[k] for k in ("apgr", "cpt50", "cpt80") if overall.get(k) is not None}
-    )
+    eval_metrics = {}
+    for split, rep in (("val", validation), ("eval", report)):
+        overall = rep["overall"]["router"]
+        eval_metrics |= {
+            f"{split}/accuracy": overall["accuracy"],
+            f"{split}/cost_usd": overall["dollars_per_query"],
+        }
+        eval_metrics |= {
+            f"{split}/{k}": overall[k] for k in ("apgr", "cpt50", "cpt80") if overall.get(k) is not None
+        }
     logger.log(eval_metrics, result["global_step"])
     logger.finish()
     print((run_dir / "report.md").read_text())

@@ -71,10 +71,11 @@ def test_post_init_checks_run_on_conversion(compose_data):
         OmegaConf.to_object(cfg)
 
 
-def test_routellm_instantiates_to_a_held_out_split(compose_data):
-    train, test = instantiate(compose_data("routellm", ["limit=100"]))
-    assert isinstance(train, RoutingTable) and isinstance(test, RoutingTable)
-    assert len(train) + len(test) == 100 and not set(train.ids) & set(test.ids)
+def test_routellm_instantiates_to_train_validation_and_test(compose_data):
+    train, validation, test = instantiate(compose_data("routellm", ["limit=100"]))
+    assert all(isinstance(part, RoutingTable) for part in (train, validation, test))
+    assert len(train) + len(validation) + len(test) == 100 and len(validation) > 0
+    assert not set(train.ids) & set(test.ids) and not set(validation.ids) & (set(train.ids) | set(test.ids))
 
 
 def test_qa_configs_instantiate(compose_data, tmp_path):

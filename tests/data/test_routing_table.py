@@ -184,3 +184,20 @@ def test_table_validation():
         RoutingTableDataConfig(test_fraction=1.0)
     with pytest.raises(ValueError, match="strictly between 0 and 1"):
         RoutingTable("t", ["m"], ["a"], ["p"], ["s"], [[1]], [[None]], [[1]], [[1]]).split(0.0, seed=0)
+
+
+def test_routellm_splits_are_disjoint_keep_the_test_rows_and_size_validation():
+    from rl_router.data.routellm import load_routing_splits
+
+    splits = load_routing_splits(limit=2000)
+    train, validation, test = splits
+    ids = [set(part.ids) for part in splits]
+    assert not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2])
+    assert len(train) + len(validation) + len(test) == 2000
+    assert abs(len(validation) - 200) <= 4 and abs(len(test) - 600) <= 4  # per-source rounding
+    _, old_test = load_routing_table(limit=2000).split(0.3, 0)  # the split before validation existed
+    assert test.ids == old_test.ids
+    with pytest.raises(
+        ValueError, match=r"data.val_fraction=0.8: use a value in \(0, 1 - test_fraction=0.7\)"
+    ):
+        load_routing_splits(limit=2000, val_fraction=0.8)

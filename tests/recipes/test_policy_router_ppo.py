@@ -89,7 +89,7 @@ def test_tiny_run_writes_config_metrics_checkpoints_and_report(tiny_run):
 def test_report_numbers_match_the_held_out_table(tiny_run):
     _, run_dir, _ = tiny_run
     report = json.loads((run_dir / "report.json").read_text())
-    _, test = load_routing_splits(test_fraction=0.3, split_seed=0, limit=300)
+    test = load_routing_splits(test_fraction=0.3, split_seed=0, limit=300).test
     strong = test.models.index("gpt-4-1106-preview")
     weak = 1 - strong
     overall = report["overall"]
@@ -107,7 +107,7 @@ def test_report_numbers_match_the_held_out_table(tiny_run):
 def test_loaded_router_decides_like_the_trained_policy(tiny_run):
     _, run_dir, out = tiny_run
     router = load_router(run_dir)
-    _, test = load_routing_splits(test_fraction=0.3, split_seed=0, limit=300)
+    test = load_routing_splits(test_fraction=0.3, split_seed=0, limit=300).test
     emb = router.embed(test.prompts)
     report = out["report"]["overall"]["router"]
     probs = router.probs(emb)

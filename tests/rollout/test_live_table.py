@@ -20,11 +20,18 @@ def qa(source: str, n: int) -> datasets.Dataset:
 
 
 def test_split_holds_out_the_same_share_of_every_source():
-    train, test = load_qa_splits([qa("a", 10), qa("b", 20)], test_fraction=0.3, split_seed=1)
+    train, validation, test = load_qa_splits([qa("a", 10), qa("b", 20)], test_fraction=0.3, split_seed=1)
     assert sorted(test["source"]).count("a") == 3 and sorted(test["source"]).count("b") == 6
-    assert len(train) == 21 and not set(train["id"]) & set(test["id"])
-    again = load_qa_splits([qa("a", 10), qa("b", 20)], test_fraction=0.3, split_seed=1)[1]
-    assert again["id"] == test["id"]  # seeded
+    assert sorted(validation["source"]).count("a") == 1 and sorted(validation["source"]).count("b") == 2
+    assert len(train) == 18
+    assert not set(train["id"]) & set(test["id"]) and not set(validation["id"]) & (
+        set(train["id"]) | set(test["id"])
+    )
+    again = load_qa_splits([qa("a", 10), qa("b", 20)], test_fraction=0.3, split_seed=1)
+    assert again.test["id"] == test["id"] and again.validation["id"] == validation["id"]  # seeded
+    # the test rows are the ones a (train, test) split drew before validation existed
+    without = load_qa_splits([qa("a", 10), qa("b", 20)], test_fraction=0.3, split_seed=1, val_fraction=0.01)
+    assert without.test["id"] == test["id"]
 
 
 def test_parts_with_clashing_ids_are_refused():
