@@ -6,8 +6,10 @@ multirun through the real CLI; the basic launcher trains the jobs one after anot
 
 * ``<out>/frontier.png``: accuracy vs $/query on the held-out split, each router a point labelled
   with its alpha, the sweep as a line, and the baselines (random, single models, oracle) of one report;
-* ``<out>/sweep.md`` and ``<out>/sweep.json``: alpha, accuracy, $/query, APGR, CPT(50%) and the
-  route share of the strong (priciest) model, one row per run.
+* ``<out>/sweep.md`` and ``<out>/sweep.json``: alpha, test accuracy, $/query, APGR, CPT(50%) and the
+  route share of the strong (priciest) model, one row per run, beside each run's validation APGR and
+  accuracy; the last line names the run the validation APGR would choose (choices are made on
+  validation only; the test columns are what gets reported).
 
 Launch:
     .venv/bin/python scripts/sweep_cost.py --alphas 0 0.6 0.7 0.8 0.9 experiment=default logger=none
@@ -30,7 +32,7 @@ from omegaconf import OmegaConf
 
 from rl_router.eval.pareto import plot_pareto
 from rl_router.routers.policy import pool_descriptors
-from rl_router.run import RUN_CONFIG
+from rl_router.run import RUN_CONFIG, VALIDATION_DIR
 
 DEFAULT_ALPHAS = (0.0, 0.6, 0.7, 0.8, 0.9)  # Router-R1's grid
 
@@ -60,6 +62,8 @@ def collect_sweep(sweep_dir: Path) -> tuple[list[dict[str, Any]], dict[str, tupl
             continue
         cfg = OmegaConf.load(run / RUN_CONFIG)
         overall = json.loads((run / "report.json").read_text())["overall"]
+        val_file = run / VALIDATION_DIR / "report.json"
+        val = json.loads(val_file.read_text())["overall"]["router"] if val_file.is_file() else {}
         router = overall["router"]
         strong = max(pool_descriptors(cfg.pool), key=lambda d: d.price_in + d.price_out).name
         rows.append(
@@ -71,6 +75,8 @@ def collect_sweep(sweep_dir: Path) -> tuple[list[dict[str, Any]], dict[str, tupl
                 "cpt50": router.get("cpt50"),
                 "strong_model": strong,
                 "strong_share": router["route_share"][strong],
+                "val_apgr": val.get("apgr"),
+                "val_accuracy": val.get("accuracy"),
                 "run": run.name,
             }
         )
@@ -84,15 +90,23 @@ def sweep_markdown(rows: list[dict[str, Any]]) -> str:
     """The sweep table in markdown."""
     strong = rows[0]["strong_model"] if rows else "strong"
     lines = [
-        f"| alpha | accuracy | $ / query | APGR | CPT(50%) | share to {strong} | run |",
-        "|---|---|---|---|---|---|---|",
+        f"| alpha | test accuracy | $ / query | test APGR | CPT(50%) | share to {strong} "
+        "| val APGR | val accuracy | run |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        apgr, cpt50 = (("n/a" if r[k] is None else f"{r[k]:.3f}") for k in ("apgr", "cpt50"))
+        apgr, cpt50, val_apgr, val_acc = (
+            ("n/a" if r.get(k) is None else f"{r[k]:.3f}")
+            for k in ("apgr", "cpt50", "val_apgr", "val_accuracy")
+        )
         lines.append(
             f"| {r['alpha']:g} | {r['accuracy']:.4f} | {r['dollars_per_query']:.6f} | {apgr} | {cpt50} | "
-            f"{r['strong_share']:.3f} | {r['run']} |"
+            f"{r['strong_share']:.3f} | {val_apgr} | {val_acc} | {r['run']} |"
         )
+    scored = [r for r in rows if r.get("val_apgr") is not None]
+    if scored:
+        best = max(scored, key=lambda r: r["val_apgr"])
+        lines += ["", f"chosen on validation APGR: alpha={best['alpha']:g} (run {best['run']})"]
     return "\n".join(lines) + "\n"
 
 

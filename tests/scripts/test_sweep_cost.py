@@ -96,10 +96,10 @@ def test_outputs_hold_the_collected_numbers(tmp_path):
     assert saved["rows"] == rows
     assert saved["baselines"]["oracle"] == [0.001, 0.9]
     assert paths["md"].read_text().splitlines() == [
-        "| alpha | accuracy | $ / query | APGR | CPT(50%) | share to strong | run |",
-        "|---|---|---|---|---|---|---|",
-        "| 0 | 0.7900 | 0.003900 | 0.720 | 40.790 | 0.950 | 0 |",
-        "| 0.9 | 0.5500 | 0.000300 | n/a | n/a | 0.100 | 1 |",
+        "| alpha | test accuracy | $ / query | test APGR | CPT(50%) | share to strong | val APGR | val accuracy | run |",
+        "|---|---|---|---|---|---|---|---|---|",
+        "| 0 | 0.7900 | 0.003900 | 0.720 | 40.790 | 0.950 | n/a | n/a | 0 |",
+        "| 0.9 | 0.5500 | 0.000300 | n/a | n/a | 0.100 | n/a | n/a | 1 |",
     ]
 
 
@@ -139,4 +139,6 @@ def test_real_two_alpha_multirun_through_the_cli(tmp_path, capsys):
     assert rows[0]["strong_model"] == "gpt-4"
     assert paths["png"].stat().st_size > 0
     printed = capsys.readouterr().out
-    assert "| alpha | accuracy |" in printed and str(paths["png"]) in printed
+    assert "| alpha | test accuracy |" in printed and str(paths["png"]) in printed
+    assert all(r["val_apgr"] is not None for r in rows)  # every run also scored its validation split
+    assert "chosen on validation APGR: alpha=" in printed
