@@ -96,7 +96,8 @@ def test_outputs_hold_the_collected_numbers(tmp_path):
     assert saved["rows"] == rows
     assert saved["baselines"]["oracle"] == [0.001, 0.9]
     assert paths["md"].read_text().splitlines() == [
-        "| alpha | test accuracy | $ / query | test APGR | CPT(50%) | share to strong | val APGR | val accuracy | run |",
+        "| alpha | test accuracy | $ / query | test APGR | CPT(50%) | share to strong "
+        "| val APGR | val accuracy | run |",
         "|---|---|---|---|---|---|---|---|---|",
         "| 0 | 0.7900 | 0.003900 | 0.720 | 40.790 | 0.950 | n/a | n/a | 0 |",
         "| 0.9 | 0.5500 | 0.000300 | n/a | n/a | 0.100 | n/a | n/a | 1 |",
