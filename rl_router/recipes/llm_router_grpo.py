@@ -24,6 +24,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from rewards.combine import RouterR1Reward
 from rewards.cost import PercentileCostNormalizer
 from rl_router.config import typed
 from rl_router.eval.llm_eval import evaluate_llm_router
@@ -130,13 +131,15 @@ def train(cfg: DictConfig, run_dir: Path, progress: bool | None = None) -> dict[
         normalizer = PercentileCostNormalizer(window=env_cfg.cost_window)  # one window for every episode
         if last is not None and (Path(last) / ROLLOUT_STATE).is_file():
             normalizer.load_state_dict(json.loads((Path(last) / ROLLOUT_STATE).read_text())["normalizer"])
-        make_env = env_factory(env_cfg, pool=pool, normalizer=normalizer, count_tokens=count_tokens)
+        # the envs leave the cost term to the bridge, which scores each generation batch as one
+        make_env = env_factory(env_cfg, pool=pool, count_tokens=count_tokens, defer_cost=True)
         driver = RolloutDriver(
             make_env, train_rows, tokenizer, trainer_cfg.max_turn_tokens, trainer_cfg.max_completion_tokens
         )
         rollout = TRLRollout(
             driver,
             normalizer,
+            RouterR1Reward(alpha=env_cfg.alpha),
             generation={
                 "temperature": trainer_cfg.temperature,
                 "top_p": trainer_cfg.top_p,

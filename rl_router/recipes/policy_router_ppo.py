@@ -131,6 +131,7 @@ def train(cfg: DictConfig, run_dir: Path, progress: bool = True) -> dict[str, An
             logger=logger,
             progress=progress,
             resume=run.resumed,
+            trust_pickles=cfg.trust_pickles,
             metrics_fn=route_metrics([d.name for d in descriptors]),
         )
         envs.close()

@@ -60,6 +60,7 @@ def env_factory(
     normalizer: Any = None,
     count_tokens: Callable[[str], int] | None = None,
     embeddings: Any = None,
+    defer_cost: bool = False,
 ) -> Callable[[Sequence[Mapping[str, Any]]], gym.Env]:
     """``make_env(rows)``: an env of ``env_cfg`` over ``rows``, sharing ``pool`` and ``normalizer``.
 
@@ -70,6 +71,8 @@ def env_factory(
         count_tokens: The router tokenizer's token counter (multi-round information caps).
         embeddings: ``float32 [len(rows), D]`` query embeddings (select mode), row-aligned with the rows
             the factory is called with.
+        defer_cost: Envs leave each episode's cost term to the caller, which scores a whole batch at
+            once (the GRPO bridge; ``MultiLLMQAEnv(defer_cost=True)``).
     """
     schema = env_schema(env_cfg)
     runtime: dict[str, Any] = {"pool": pool, "normalizer": normalizer}
@@ -77,6 +80,8 @@ def env_factory(
         runtime["count_tokens"] = count_tokens
     if embeddings is not None:
         runtime["embeddings"] = embeddings
+    if defer_cost:
+        runtime["defer_cost"] = True
 
     def make_env(rows: Sequence[Mapping[str, Any]]) -> gym.Env:
         return construct(schema, examples=rows, **runtime)

@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rewards.combine import RouterR1Reward
+from rewards.cost import PercentileCostNormalizer
 from rl_router.generation import (
     STOP_STRINGS,
     HFTurnGenerator,
@@ -201,20 +203,32 @@ def trl_rollout_dict(result: RolloutResult) -> dict[str, Any]:
 
 
 class TRLRollout:
-    """TRL's ``rollout_func``: checks the groups, plays them with the driver, converts the result.
+    """TRL's ``rollout_func``: checks the groups, plays them with the driver, scores the batch, converts.
+
+    A generation batch is normalised as one batch: the driver's envs leave the cost term to this
+    bridge (they are built with ``defer_cost=True``), and :meth:`score` adds every episode's cost to
+    the window with one :meth:`~rewards.cost.PercentileCostNormalizer.score_batch` call, so all
+    samples of a group (and of the batch) are scored against the same percentiles.
 
     Args:
-        driver: Plays the episodes (its env maker shares the pool and the cost normaliser).
-        normalizer: The cost normaliser the driver's envs share (saved with every checkpoint).
+        driver: Plays the episodes (its env maker shares the pool; its envs defer the cost term).
+        normalizer: The cost normaliser every batch is scored against (saved with every checkpoint).
+        reward: Router-R1's reward at the env's ``alpha`` (``RouterR1Reward(alpha=env.alpha)``): the
+            one place that combines an episode's format, outcome and cost terms.
         generation: :class:`~rl_router.generation.HFTurnGenerator` options for training
             (``temperature``, ``top_p``, ``top_k``, ``chunk``).
     """
 
     def __init__(
-        self, driver: RolloutDriver, normalizer: Any = None, generation: Mapping[str, Any] | None = None
+        self,
+        driver: RolloutDriver,
+        normalizer: PercentileCostNormalizer,
+        reward: RouterR1Reward,
+        generation: Mapping[str, Any] | None = None,
     ):
         self.driver = driver
         self.normalizer = normalizer
+        self.reward = reward
         self.generation = dict(generation or {})
         self.episodes: list[dict[str, Any]] = []  # finished episodes since the last take_episodes()
         self.seconds = 0.0
@@ -234,9 +248,36 @@ class TRLRollout:
 
         check_groups([question_id_of(p) for p in prompts], num_generations)
         result = self.driver.play(prompts, generate)
+        self.score(result.episodes)
         self.seconds += result.seconds
         self.episodes += result.episodes
         return trl_rollout_dict(result)
+
+    def score(self, episodes: Sequence[dict[str, Any]]) -> None:
+        """Score a batch of episode records' cost term over the whole batch, and their reward.
+
+        Sets each record's ``reward_terms["cost"]`` and ``reward`` in place, so the logged records
+        and TRL's columns hold the same numbers.
+
+        Raises:
+            ValueError: An env scored its own cost term (built without ``defer_cost``): its episode
+                is in the window already, and scoring the batch would add it twice.
+        """
+        if any(e["reward_terms"].get("cost") is not None for e in episodes):
+            raise ValueError(
+                "the envs scored their own cost term: build them with defer_cost=True "
+                "(env_factory(..., defer_cost=True)) so the bridge scores each batch as one"
+            )
+        cost_terms = self.normalizer.score_batch([e["cost_usd"] for e in episodes])
+        rewards = self.reward(
+            [e["completion"] for e in episodes],
+            format_ok=[e["format_ok"] for e in episodes],
+            correct=[e["correct"] for e in episodes],
+            cost_term=cost_terms,
+        )
+        for episode, cost_term, reward in zip(episodes, cost_terms, rewards, strict=True):
+            episode["reward_terms"]["cost"] = cost_term
+            episode["reward"] = reward
 
     @contextlib.contextmanager
     def generator(self, trainer: Any) -> Iterator[TurnGenerator]:
@@ -263,10 +304,10 @@ class TRLRollout:
 
 # ------------------------------------------------------------------------------------- rewards
 class EpisodeReward:
-    """The env's episode reward (Router-R1: -1 on a format violation, else ``correct * ((1-α) + α·C)``).
+    """The episode reward (Router-R1: -1 on a format violation, else ``correct * ((1-α) + α·C)``).
 
-    Reads the rollout's ``episode_reward`` column: the env already scored each episode with its
-    shared cost normaliser, so scoring again here could only disagree.
+    Reads the rollout's ``episode_reward`` column: :meth:`TRLRollout.score` already scored the
+    batch with the shared cost normaliser, so scoring again here could only disagree.
 
     Example:
         >>> EpisodeReward()(["a", "b"], episode_reward=[0.7, -1.0])

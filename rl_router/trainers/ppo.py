@@ -147,6 +147,7 @@ def train(
     progress: bool = True,
     resume: bool = False,
     metrics_fn: MetricsFn | None = None,
+    trust_pickles: bool = False,
 ) -> dict[str, Any]:
     """Train ``policy`` with PPO on ``envs`` for ``cfg.total_steps`` environment steps.
 
@@ -159,8 +160,12 @@ def train(
         logger: receives every metrics dict (``.log(metrics, step)``); None: none.
         progress: show a tqdm bar with the mean return and the ``metrics_fn`` values.
         resume: continue from the newest checkpoint in ``run_dir`` (weights, optimizer, step counter,
-            RNGs, env state); starts fresh when there is none.
+            RNGs and, for sub-envs with ``state_dict``/``load_state_dict``, env state; others are
+            re-seeded with a warning); starts fresh when there is none.
         metrics_fn: extra per-step metrics from the env's info (cost, route shares, reward terms).
+        trust_pickles: let ``resume`` read a checkpoint of an older version, which is a pickle and
+            runs code when loaded (:func:`rl_router.checkpoint.load_checkpoint`): only for runs you
+            wrote yourself. Without it such a checkpoint is refused.
 
     Returns:
         The last logged metrics plus ``global_step``, ``mean_return`` (over the last 20 episodes)
@@ -203,7 +208,7 @@ def train(
         next_obs_np, info = envs.reset(seed=cfg.seed)
         next_obs, next_mask = _obs(next_obs_np), action_mask(info, n_envs, n_actions)
     else:
-        state = ckpt.load_checkpoint(latest, policy, optimizer)
+        state = ckpt.load_checkpoint(latest, policy, optimizer, trust_pickles=trust_pickles)
         ckpt.set_rng_state(state["rng"])
         shuffle_rng = np.random.default_rng()
         shuffle_rng.bit_generator.state = state["shuffle_rng"]
@@ -213,10 +218,8 @@ def train(
             next_obs, next_mask = state["next_obs"], state["next_mask"]
             envs.episode_returns, envs.episode_lengths, envs.prev_dones = state["episode_stats"]
         else:
-            warnings.warn(
-                "the env state was not checkpointed (sub-envs not picklable); re-seeding the envs",
-                stacklevel=2,
-            )
+            why = ckpt.env_state_problem(envs) or "a pickled checkpoint of an older version"
+            warnings.warn(f"the env state was not checkpointed ({why}); re-seeding the envs", stacklevel=2)
             next_obs_np, info = envs.reset(seed=cfg.seed + global_step)
             next_obs, next_mask = _obs(next_obs_np), action_mask(info, n_envs, n_actions)
 

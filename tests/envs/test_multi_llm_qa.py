@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import json
 import pickle
 import warnings
 from collections.abc import Sequence
@@ -15,7 +16,8 @@ from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
 import envs.multi_llm_qa as multi_llm_qa
-from envs.multi_llm_qa import MultiLLMQAConfig, MultiLLMQAEnv, TextSpace, batched_step
+from envs.multi_llm_qa import MultiLLMQAConfig, MultiLLMQAEnv, batched_step
+from envs.spaces import TextSpace
 from rewards.cost import PercentileCostNormalizer
 from rewards.format import RouterR1Format
 from rl_router.pool.build import build_pool
@@ -70,8 +72,9 @@ def make_pool(large: list[str], small: list[str] | None = None, failure_rate: fl
 
 
 def warm_normalizer() -> PercentileCostNormalizer:
-    """History with sqrt-costs 0 and 0.004: Q5 = 0.0002, Q95 = 0.0038, so $4e-6 (sqrt 0.002) gives C = 0.5."""
-    norm = PercentileCostNormalizer(window=100, min_history=1)
+    """History with sqrt-costs 0 and 0.004; with a $4e-6 episode (sqrt 0.002) in it, Q5 = 0.0002 and
+    Q95 = 0.0038 (as for the history alone), so that episode scores C = 0.5."""
+    norm = PercentileCostNormalizer(window=100)
     norm.update([0.0, 16e-6])
     return norm
 
@@ -238,6 +241,38 @@ def test_wrong_answer_scores_zero_and_f1_scales_the_bonus():
     # Answering directly costs nothing: C = 1, so F1 2/3 earns 2/3 of the full reward.
     reward = play(router_env(make_pool(["Paris"]), outcome="f1"), [ANSWER.format("Paris France")])[1]
     assert reward == pytest.approx(2 / 3)
+
+
+def test_each_episode_is_scored_with_itself_in_the_shared_window():
+    shared = PercentileCostNormalizer()
+    env = router_env(make_pool(["Paris"]), normalizer=shared)
+    _, reward, _, _, info = play(env, [ASK, ANSWER.format("Paris")])
+    assert info["reward_terms"]["cost"] == 0.5  # alone in the window: no spread, C = 0.5
+    assert reward == pytest.approx(0.4 + 0.6 * 0.5)
+    _, _, _, _, info = play(env, [ANSWER.format("Paris")])  # free: sqrt costs 0.002, 0 -> C = 1
+    assert info["reward_terms"]["cost"] == 1.0
+    assert shared.num_episodes == 2  # each episode added once
+
+
+def test_deferred_cost_leaves_the_window_and_the_reward_to_the_caller():
+    shared = PercentileCostNormalizer()
+    env = router_env(make_pool(["Paris"]), normalizer=shared, defer_cost=True)
+    _, reward, terminated, _, info = play(env, [ASK, ANSWER.format("Paris")])
+    assert terminated and np.isnan(reward)  # the cost term, so the reward, is the caller's to score
+    assert info["reward_terms"]["cost"] is None and info["episode"]["reward"] is None
+    assert info["reward_terms"]["outcome"] == 1.0 and info["episode"]["cost_usd"] == pytest.approx(4e-6)
+    assert play(env, ["<answer>Paris</answer>"])[1] == -1.0  # a violation needs no cost term
+    assert shared.num_episodes == 0
+    with pytest.raises(ValueError, match="defer_cost .* mode=multi_round"):
+        select_env(make_pool(["Paris"]), defer_cost=True)
+
+
+def test_reply_outcome_needs_the_routers_own_answer_to_be_short():
+    # select scores a candidate's sentence (above); multi_round scores the router, who could list
+    env = router_env(make_pool(["Paris"]), outcome="reply")
+    answers = ["It is Paris.", "Paris", "Paris, Rome, Madrid", "Paris or Lyon", "Rome"]
+    outcomes = [play(env, [ANSWER.format(a)])[4]["reward_terms"]["outcome"] for a in answers]
+    assert outcomes == [1.0, 1.0, 0.0, 0.0, 0.0]
 
 
 def test_candidate_error_becomes_information_not_an_exception():
@@ -463,3 +498,55 @@ def test_env_never_raises_and_agrees_with_the_format_reward(turns):
     )
     assert (reward == -1.0) == (not episode["format_ok"])
     assert episode["answer"] in (None, "Paris")
+
+
+# -- checkpoints: state_dict / load_state_dict --------------------------------------------------------
+def select_picks(env: MultiLLMQAEnv, n: int) -> list[tuple[int, list[float], float]]:
+    out = []
+    for i in range(n):
+        _, info = env.reset()
+        obs, reward, *_ = env.step(i % 2)
+        out.append((info["index"], obs.tolist(), reward))
+    return out
+
+
+def test_select_state_round_trips_through_json_and_continues_identically():
+    pool = make_pool(["Paris"], small=["Lyon"])
+    env = select_env(pool)
+    env.reset(seed=5)
+    select_picks(env, 2)  # mid-epoch: the next row is the last of the seeded order
+    state = json.loads(json.dumps(env.state_dict()))
+    assert "normalizer" not in state and env.shared_state() == {"normalizer": env.normalizer}
+
+    other = select_env(pool)
+    other.reset(seed=99)  # another seed and position: the state replaces both
+    other.load_state_dict(state)
+    other.normalizer.load_state_dict(env.normalizer.state_dict())  # a checkpoint saves shared objects apart
+    assert select_picks(other, 7) == select_picks(env, 7)  # across two new epochs' orders
+
+
+def test_multi_round_state_keeps_the_episode_so_far():
+    pool = make_pool(["Paris"])
+    env = router_env(pool)
+    env.reset(seed=0, options={"index": 0})
+    env.step(ASK)
+    other = router_env(pool)
+    other.load_state_dict(json.loads(json.dumps(env.state_dict())))
+    mine, theirs = env.step(ANSWER.format("Paris")), other.step(ANSWER.format("Paris"))
+    assert mine[:4] == theirs[:4] and mine[4]["episode"] == theirs[4]["episode"]
+    assert theirs[4]["episode"]["routes"] == 1 and theirs[1] == pytest.approx(0.4 + 0.6 * 0.5)
+
+
+def test_state_is_refused_mid_step_and_by_an_env_over_other_rows():
+    pool = make_pool(["Paris"])
+    env = select_env(pool)
+    env.reset(seed=0)
+    state = env.state_dict()
+    env.begin_step(0)
+    with pytest.raises(RuntimeError, match="finish the step first"):
+        env.state_dict()
+    fewer = MultiLLMQAEnv(pool, ROWS[:2], np.zeros((2, 4), np.float32), outcome="em")
+    with pytest.raises(ValueError, match="state of a select env over 3 rows, not of this select env over 2"):
+        fewer.load_state_dict(state)
+    with pytest.raises(ValueError, match="not of this multi_round env"):
+        router_env(pool).load_state_dict(state)

@@ -8,8 +8,8 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 
+from rl_router import checkpoint as ckpt
 from rl_router.config import typed
 from rl_router.data.routellm import load_routing_splits
 from rl_router.recipes.policy_router_ppo import train as train_in
@@ -133,7 +133,7 @@ def test_resume_continues_from_the_last_checkpoint(tiny_run, tmp_path):
     steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(32, 385, 32))  # no step logged twice, none missing
     # the resumed run started from the step-256 weights, not from scratch
-    assert torch.load(run_dir / "checkpoints" / "step_0000000384" / "optimizer.pt")["state"][0]["step"] > 32
+    assert ckpt.read_optimizer_state(run_dir / "checkpoints" / "step_0000000384")["state"][0]["step"] > 32
 
 
 def test_eval_of_a_live_pool_run_answers_its_questions_again(compose, tmp_path):

@@ -39,9 +39,9 @@ def test_router_r1_alpha_zero_needs_no_cost_and_rejects_bad_alpha():
 
 
 def test_router_r1_with_live_normaliser_and_pickle():
-    norm = PercentileCostNormalizer(min_history=1)
+    norm = PercentileCostNormalizer()
     norm.update([0.0, 1e-4, 4e-4, 9e-4, 16e-4])
-    costs = [0.0, 16e-4]
+    costs = [0.0, 16e-4]  # in the window with the batch: Q5 = 0, Q95 = 0.04 = sqrt(16e-4)
     reward = pickle.loads(pickle.dumps(RouterR1Reward(alpha=0.8, name="r1")))
     got = reward(
         ["a", "b"], format_ok=[True, True], correct=[1, 1], cost_term=norm(["a", "b"], cost_usd=costs)

@@ -1,4 +1,5 @@
-"""Cost rewards: sign convention, percentile normaliser vs numpy, window eviction, alpha matching."""
+"""Cost rewards: sign convention, percentile normaliser (batch in its window) vs numpy and by hand,
+window eviction, frozen references, alpha matching."""
 
 import pickle
 
@@ -26,73 +27,114 @@ def test_normaliser_matches_numpy_percentiles_on_a_known_window():
     norm = PercentileCostNormalizer(window=2000)
     norm.update(window.tolist())
     got = norm(["x"] * len(batch), cost_usd=batch.tolist())
-    np.testing.assert_allclose(got, reference_c(batch, window), rtol=1e-12, atol=1e-12)
-    q5, q95 = norm.quantiles()
-    np.testing.assert_allclose([q5, q95], np.percentile(np.sqrt(window), [5, 95]))
+    everything = np.concatenate([window, batch])  # the batch is in the window it is scored against
+    np.testing.assert_allclose(got, reference_c(batch, everything), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(norm.quantiles(), np.percentile(np.sqrt(everything), [5, 95]))
     assert got[-2] == 1.0 and got[-1] == 0.0  # free is cheapest, a dollar is far above Q95
     assert all(0.0 <= c <= 1.0 for c in got)
 
 
+def test_a_first_batch_is_scored_with_itself_in_the_window():
+    norm = PercentileCostNormalizer()
+    # sqrt costs 0, 1, 2: Q5 = 0.1, Q95 = 1.9, so C = 1, 1 - 0.9 / 1.8 = 0.5, 0
+    assert norm.score_batch([0.0, 1.0, 4.0]) == [1.0, pytest.approx(0.5), 0.0]
+    assert norm.num_episodes == 3
+
+
+def test_a_batch_joins_the_history_before_its_percentiles_are_taken():
+    norm = PercentileCostNormalizer()
+    norm.update([0.0, 16.0])  # sqrt 0, 4
+    # window sqrt 0, 1, 3, 4: Q5 = 0.15, Q95 = 3.85, spread 3.7 (the history alone: 0.2, 3.8)
+    got = norm.score_batch([1.0, 9.0])
+    assert got == [pytest.approx(1 - 0.85 / 3.7), pytest.approx(1 - 2.85 / 3.7)]
+    assert norm.num_episodes == 4
+
+
+def test_one_episode_on_an_empty_window_scores_one_half():
+    norm = PercentileCostNormalizer()
+    assert norm.score_batch([0.3]) == [0.5]  # Q5 == Q95 == its own cost: no spread
+    assert norm.state_dict()["sqrt_costs"] == [pytest.approx(0.3**0.5)]
+
+
+def test_identical_costs_score_one_half():
+    norm = PercentileCostNormalizer()
+    assert norm.score_batch([0.01] * 4) == [0.5] * 4
+    assert norm.score_batch([0.01]) == [0.5]  # still no spread once the history has them
+
+
+def test_call_is_score_batch_under_trls_signature():
+    norm, twin = PercentileCostNormalizer(), PercentileCostNormalizer()
+    assert norm(["a", "b", "c"], cost_usd=[0.0, 1.0, 4.0]) == twin.score_batch([0.0, 1.0, 4.0])
+    assert norm.state_dict() == twin.state_dict()  # __call__ adds the batch too
+    with pytest.raises(ValueError, match="rows must align"):
+        norm(["a"], cost_usd=[0.0, 1.0])
+
+
+def test_frozen_reference_scores_against_it_and_never_adds():
+    norm = PercentileCostNormalizer.from_reference([0.0, 1.0, 4.0, 9.0, 16.0])  # sqrt 0..4: Q5 0.2, Q95 3.8
+    for _ in range(2):
+        assert norm.score_batch([4.0, 25.0, 0.0]) == [pytest.approx(0.5), 0.0, 1.0]
+    norm.update([100.0])
+    assert norm.num_episodes == 5 and norm.quantiles() == pytest.approx((0.2, 3.8))
+    assert PercentileCostNormalizer.from_reference([0.04]).score_batch([0.0, 1.0]) == [0.5, 0.5]
+
+
 def test_normaliser_is_monotone_decreasing_in_cost():
-    norm = PercentileCostNormalizer(min_history=1)
+    norm = PercentileCostNormalizer()
     norm.update(np.linspace(0, 1e-3, 200).tolist())
     costs = np.linspace(0, 2e-3, 50).tolist()
     assert np.all(np.diff(norm(["x"] * 50, cost_usd=costs)) <= 0)
 
 
 def test_rolling_window_evicts_the_oldest_episodes():
-    norm = PercentileCostNormalizer(window=4, min_history=1)
+    norm = PercentileCostNormalizer(window=4)
     norm.update([100.0, 100.0, 100.0, 100.0])
-    norm.update([1.0, 4.0])  # the two oldest 100s fall out
+    # the two oldest 100s fall out first: sqrt 10, 10, 1, 2 -> Q5 = 1.15, Q95 = 10
+    assert norm.score_batch([1.0, 4.0]) == [1.0, pytest.approx(1 - 0.85 / 8.85)]
     assert norm.num_episodes == 4
     assert sorted(norm.state_dict()["sqrt_costs"]) == [1.0, 2.0, 10.0, 10.0]
-    norm.update([1.0, 4.0])
-    np.testing.assert_allclose(norm.quantiles(), np.percentile([1.0, 2.0, 1.0, 2.0], [5, 95]))
-
-
-def test_warm_up_pools_the_batch_until_min_history():
-    norm = PercentileCostNormalizer(min_history=10)
-    batch = [0.0, 1e-4, 4e-4, 9e-4]
-    # empty window: the batch is normalised against itself
-    np.testing.assert_allclose(norm(["x"] * 4, cost_usd=batch), reference_c(batch, batch))
-    norm.update([1e-4] * 5)
-    np.testing.assert_allclose(norm(["x"] * 4, cost_usd=batch), reference_c(batch, [1e-4] * 5 + batch))
-    norm.update([1e-4] * 5)  # now 10 episodes: the history alone sets the percentiles, Q5 == Q95
-    assert norm(["x"] * 4, cost_usd=batch) == [1.0, 1.0, 0.0, 0.0]
-
-
-def test_single_episode_reference_is_a_step_at_its_cost():
-    norm = PercentileCostNormalizer(min_history=1)
-    assert norm(["x"], cost_usd=[0.3]) == [1.0]  # one cost against itself: Q5 == Q95 == it
-    norm.update([0.04])
-    assert norm(["x", "y", "z"], cost_usd=[0.01, 0.04, 0.09]) == [1.0, 1.0, 0.0]
+    # again: the 100s are gone, sqrt 1, 2, 1, 2 -> Q5 = 1, Q95 = 2
+    assert norm.score_batch([1.0, 4.0]) == [1.0, 0.0]
+    np.testing.assert_allclose(norm.quantiles(), [1.0, 2.0])
 
 
 def test_normaliser_rejects_negative_costs_and_skips_unknown_ones():
     norm = PercentileCostNormalizer()
     with pytest.raises(ValueError, match="non-negative"):
-        norm.update([-1.0])
-    assert norm(["x", "y"], cost_usd=[None, None]) == [None, None]
-    assert norm(["x", "y"], cost_usd=[None, 0.1])[0] is None
+        norm.score_batch([0.1, -1.0])
+    assert norm.num_episodes == 0  # nothing of a rejected batch is added
+    assert norm.score_batch([None, None]) == [None, None] and norm.num_episodes == 0
+    # the unknown costs are neither added nor scored: the window is sqrt 0, 2 -> Q5 = 0.1, Q95 = 1.9
+    assert norm.score_batch([None, 0.0, None, 4.0]) == [None, 1.0, None, 0.0]
+    assert norm.num_episodes == 2
+    with pytest.raises(ValueError, match="no cost history"):
+        PercentileCostNormalizer().quantiles()
 
 
 def test_normaliser_pickles_with_its_window():
-    norm = PercentileCostNormalizer(window=3, min_history=1, name="cost_c")
+    norm = PercentileCostNormalizer(window=3, name="cost_c")
     norm.update([0.1, 0.2, 0.3, 0.4])
     restored = pickle.loads(pickle.dumps(norm))
     assert restored.__name__ == "cost_c"
     assert restored.state_dict() == norm.state_dict()
     restored.update([0.5])  # maxlen survives the round trip
     assert restored.num_episodes == 3
-    assert restored(["x"], cost_usd=[0.25]) != norm(["x"], cost_usd=[0.25])
+    # 0.45 is the dearest in the original's window (C = 0), not in the restored one's
+    assert restored(["x"], cost_usd=[0.45]) != norm(["x"], cost_usd=[0.45])
 
 
 def test_state_dict_round_trip():
-    norm = PercentileCostNormalizer(min_history=1)
-    norm.update([0.01, 0.02, 0.5])
-    fresh = PercentileCostNormalizer(min_history=1)
+    norm = PercentileCostNormalizer(window=10)
+    norm.score_batch([0.01, 0.02, 0.5])
+    fresh = PercentileCostNormalizer(window=10)
     fresh.load_state_dict(norm.state_dict())
-    assert fresh(["x"], cost_usd=[0.03]) == norm(["x"], cost_usd=[0.03])
+    assert fresh.score_batch([0.03, 0.2]) == norm.score_batch([0.03, 0.2])
+    assert fresh.state_dict() == norm.state_dict()
+    frozen = PercentileCostNormalizer.from_reference([0.0, 1.0, 4.0])
+    thawed = PercentileCostNormalizer(window=3)
+    thawed.load_state_dict(frozen.state_dict())
+    assert thawed.frozen and thawed.score_batch([1.0]) == frozen.score_batch([1.0])
+    assert thawed.num_episodes == 3
 
 
 def test_scale_matcher_matches_the_std_ratio():
@@ -131,8 +173,7 @@ def test_an_empty_normaliser_is_truthy():
 
 
 def test_min_history_defaults_to_fit_small_windows():
-    assert PercentileCostNormalizer(window=8).min_history == 8
-    assert PercentileCostNormalizer().min_history == 100
     assert ScaleMatcher(window=4).min_history == 4
+    assert ScaleMatcher().min_history == 100
     with pytest.raises(ValueError, match="min_history"):
-        PercentileCostNormalizer(window=8, min_history=9)
+        ScaleMatcher(window=8, min_history=9)

@@ -1,4 +1,5 @@
-"""Outcome rewards: SQuAD normalisation, EM/F1 by hand, replay correctness, verifiers."""
+"""Outcome rewards: SQuAD normalisation, EM/F1 by hand, candidate replies vs a router's short answer
+(and the hacks the latter refuses), replay correctness, verifiers."""
 
 import pickle
 
@@ -11,6 +12,9 @@ from rewards.outcome import (
     f1,
     normalize_answer,
     recorded_correctness,
+    reply_match,
+    short_answer_match,
+    short_answer_score,
 )
 
 
@@ -92,3 +96,57 @@ def test_verifier_outcome_scores_pickles_and_names_itself():
     restored = pickle.loads(pickle.dumps(reward))
     assert restored(["1", "2"], metadata=[{"parity": 1}, {"parity": 1}]) == [1.0, 0.0]
     assert restored.__name__ == restored.name == "parity"
+
+
+# -- a router's own answer vs a candidate's reply ----------------------------------------------------
+CAPITAL, SUM = ["Paris"], ["42"]
+PARAGRAPH = (
+    "Many cities are famous: London has the Thames, Berlin has its wall, Rome has the Colosseum, "
+    "and Paris has the Eiffel Tower, while Madrid and Lisbon are sunny."
+)
+HACKS = [
+    ("Paris, London, Berlin", CAPITAL),  # a list of capitals
+    ("Paris or Lyon", CAPITAL),  # a hedge
+    (PARAGRAPH, CAPITAL),  # a paragraph that mentions it among others
+    ("Paris, Paris, London, Paris", CAPITAL),  # the golden answer repeated with others
+    ("London Paris", CAPITAL),  # two names and no separator
+    ("It is not Paris", CAPITAL),  # a negation
+    (", ".join(str(i) for i in range(1, 101)), SUM),  # "1, 2, 3, ..., 100": 42 is in the list
+    ("40 41 42 43", SUM),
+    ("6 x 7 = 42", SUM),  # a working, not an answer
+    ("-42", SUM),  # normalisation would drop the sign; the number's value does not
+]
+HONEST = [
+    ("Paris", CAPITAL),
+    ("It is Paris.", CAPITAL),
+    ("The answer is Paris", CAPITAL),
+    ("I think it's Paris!", CAPITAL),
+    ("paris", ["Paris", "City of Light"]),
+    ("42", SUM),
+    ("It is 42.", SUM),
+    ("42.0", SUM),
+    ("1,000", ["1000"]),
+    ("Simon and Garfunkel", ["Simon & Garfunkel", "Simon and Garfunkel"]),  # "and" inside the answer
+    ("Yes, it is.", ["yes"]),
+]
+
+
+@pytest.mark.parametrize(("answer", "golden"), HACKS)
+def test_a_router_cannot_game_the_short_answer_rule(answer, golden):
+    assert short_answer_score(answer, golden) == 0.0
+
+
+@pytest.mark.parametrize(("answer", "golden"), HONEST)
+def test_an_honest_short_answer_scores(answer, golden):
+    assert short_answer_score(answer, golden) == 1.0
+
+
+def test_candidate_replies_stay_lenient_where_router_answers_are_not():
+    sentence = "The capital of France is Paris."
+    assert reply_match([sentence], golden_answers=[CAPITAL]) == [1.0]  # a candidate's sentence states it
+    assert short_answer_match([sentence], golden_answers=[CAPITAL]) == [0.0]  # not a short answer
+    # the reply rule is what a listing router would game: the short-answer rule exists for this
+    hacks = [answer for answer, _ in HACKS[:4]]
+    assert reply_match(hacks, golden_answers=[CAPITAL] * 4) == [1.0] * 4
+    assert short_answer_match(hacks, golden_answers=[CAPITAL] * 4) == [0.0] * 4
+    assert short_answer_match(["Paris", "x"], golden_answers=[CAPITAL, None]) == [1.0, None]

@@ -6,7 +6,7 @@ import gymnasium as gym
 import pytest
 from grpo_helpers import ROWS, ScriptedRouter, env_factory, fake_pool, route_then_answer, tiny_tokenizer
 
-from envs.multi_llm_qa import TextSpace
+from envs.spaces import TextSpace
 from rl_router.rollout.driver import RolloutDriver, RolloutResult, tagged_prompt
 
 

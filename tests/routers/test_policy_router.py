@@ -88,7 +88,9 @@ def test_unknown_router_kind_is_refused_clearly(folder):
 
 def test_untrusted_policy_target_is_never_instantiated(folder):
     _edit_config(folder, lambda c: c["policy"].update(_target_="os.system"))
-    with pytest.raises(ValueError, match=r"policy._target_='os.system' is not one of rl-router's own policy targets"):
+    with pytest.raises(
+        ValueError, match=r"policy._target_='os.system' is not one of rl-router's own policy targets"
+    ):
         load_exported(folder)
 
 

@@ -10,10 +10,14 @@ from pathlib import Path
 import pytest
 import torch
 from grpo_helpers import (
+    ANSWER,
+    ROUTE_LARGE,
+    ROUTE_SMALL,
     ROWS,
     ScriptedRouter,
     env_factory,
     fake_pool,
+    grpo_env_factory,
     route_then_answer,
     tiny_data_overrides,
     tiny_model,
@@ -21,6 +25,8 @@ from grpo_helpers import (
     warm_normalizer,
 )
 
+from rewards.combine import RouterR1Reward
+from rewards.cost import PercentileCostNormalizer
 from rl_router.generation import HFTurnGenerator, StopOnStrings, turn_end
 from rl_router.recipes.llm_router_grpo import train as train_llm_router
 from rl_router.rollout.driver import RolloutDriver, tagged_prompt
@@ -39,6 +45,12 @@ def prompts_for(pool, rows, repeats: int) -> list:
     return [tagged_prompt(row, pool.descriptors, 4) for row in rows for _ in range(repeats)]
 
 
+def bridge(pool, tok, normalizer=None) -> TRLRollout:
+    """The TRL bridge as the GRPO recipe builds it: deferred-cost envs, one shared normaliser."""
+    driver = RolloutDriver(grpo_env_factory(pool, tok), ROWS, tok, 64, 512)
+    return TRLRollout(driver, normalizer or warm_normalizer(), RouterR1Reward(alpha=0.6))
+
+
 # -- groups hold one question each -----------------------------------------------------------------
 def test_check_groups_accepts_repeats_and_rejects_mixed_or_ragged_groups():
     check_groups(["a", "a", "b", "b"], 2)
@@ -50,7 +62,7 @@ def test_check_groups_accepts_repeats_and_rejects_mixed_or_ragged_groups():
 
 def test_rollout_refuses_a_misordered_batch_before_calling_anyone(tok):
     pool = fake_pool()
-    rollout = TRLRollout(RolloutDriver(env_factory(pool, tok), ROWS, tok, 64, 512))
+    rollout = bridge(pool, tok)
     router = ScriptedRouter(tok, route_then_answer())
     interleaved = [tagged_prompt(ROWS[i], pool.descriptors, 4) for i in (0, 1, 0, 1)]
     with pytest.raises(GroupOrderError):
@@ -98,7 +110,7 @@ def test_env_tokens_get_no_gradient_through_trl_loss(tok, tmp_path):
 
     model = tiny_model(tok)
     pool = fake_pool()
-    rollout = TRLRollout(RolloutDriver(env_factory(pool, tok), ROWS, tok, 64, 512))
+    rollout = bridge(pool, tok)
     out = rollout.play(prompts_for(pool, ROWS[:2], 2), ScriptedRouter(tok, route_then_answer()), 2)
     funcs, weights = reward_functions()
     args = GRPOConfig(
@@ -190,8 +202,8 @@ def test_trl_trains_one_step_on_the_rollout_and_logs_each_term(tok, tmp_path):
     pool = fake_pool()
     model = tiny_model(tok)
     normalizer = warm_normalizer()
-    driver = RolloutDriver(env_factory(pool, tok, normalizer), ROWS, tok, 64, 512)
-    rollout = ScriptedRollout(driver, normalizer, script=script)
+    driver = RolloutDriver(grpo_env_factory(pool, tok), ROWS, tok, 64, 512)
+    rollout = ScriptedRollout(driver, normalizer, RouterR1Reward(alpha=0.6), script=script)
     cfg = GRPOTrainerConfig(
         lr=1e-2, max_steps=1, questions_per_step=2, num_generations=2, micro_batch_size=4, beta=0.0,
         max_turn_tokens=64, max_completion_tokens=512, progress=False, checkpoint_every=1,
@@ -217,6 +229,49 @@ def test_trl_trains_one_step_on_the_rollout_and_logs_each_term(tok, tmp_path):
     assert row["train/frac_reward_zero_std"] == 0.0 and row["train/grad_norm"] > 0.0
     state = json.loads((tmp_path / "checkpoints" / "checkpoint-1" / "rollout_state.json").read_text())
     assert len(state["normalizer"]["sqrt_costs"]) == 3 + 4  # the warm window and this batch
+
+
+# -- a GRPO batch is normalised as one batch ----------------------------------------------------------
+def spend_differently(question, turn, k):
+    """France: answer at once (k=0, $0) or ask fake-small first ($1e-7); 6 x 7: ask fake-large once
+    ($1e-6) or twice ($2e-6). ``k`` counts this question's earlier calls at this turn."""
+    if "France" in question:
+        if turn == 0:
+            return ANSWER.format(a="Paris") if k == 0 else ROUTE_SMALL.format(q=question)
+        return ANSWER.format(a="Paris")
+    if turn == 0 or (turn == 1 and k == 1):
+        return ROUTE_LARGE.format(q=question)
+    return ANSWER.format(a="42")
+
+
+def test_a_batch_of_episodes_is_cost_normalised_together(tok):
+    pool = fake_pool()
+    normalizer = PercentileCostNormalizer()
+    rollout = bridge(pool, tok, normalizer)
+    out = rollout.play(prompts_for(pool, ROWS[:2], 2), ScriptedRouter(tok, spend_differently), 2)
+    assert out["cost_usd"] == pytest.approx([0.0, 1e-7, 1e-6, 2e-6])
+    assert out["correct"] == [1.0] * 4 and out["format_ok"] == [True] * 4
+    # sqrt costs 0 < a < b < c, all four in the window: Q5 = 0.15 a, Q95 = b + 0.85 (c - b)
+    a, b, c = 1e-7**0.5, 1e-6**0.5, 2e-6**0.5
+    q5, q95 = 0.15 * a, b + 0.85 * (c - b)
+    expected = [1.0, 1 - (a - q5) / (q95 - q5), 1 - (b - q5) / (q95 - q5), 0.0]
+    assert [t["cost"] for t in out["reward_terms"]] == pytest.approx(expected)
+    assert out["episode_reward"] == pytest.approx([0.4 + 0.6 * x for x in expected])
+    # one episode at a time, the first would have scored 0.5 (alone in the window), not 1
+    assert normalizer.num_episodes == 4  # the batch was added once, by the bridge
+    # the logged records say what TRL receives
+    episodes = rollout.take_episodes()
+    assert [e["reward"] for e in episodes] == out["episode_reward"]
+    assert [e["reward_terms"]["cost"] for e in episodes] == [t["cost"] for t in out["reward_terms"]]
+
+
+def test_the_bridge_refuses_envs_that_score_their_own_cost(tok):
+    pool = fake_pool()
+    normalizer = warm_normalizer()
+    driver = RolloutDriver(env_factory(pool, tok, normalizer), ROWS, tok, 64, 512)  # per-episode envs
+    rollout = TRLRollout(driver, normalizer, RouterR1Reward(alpha=0.6))
+    with pytest.raises(ValueError, match="defer_cost=True"):
+        rollout.play(prompts_for(pool, ROWS[:1], 2), ScriptedRouter(tok, route_then_answer()), 2)
 
 
 # -- the recipe, configs --------------------------------------------------------------------------
