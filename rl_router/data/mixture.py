@@ -16,7 +16,7 @@ from typing import Any
 import datasets
 import numpy as np
 
-from rl_router.data.splits import DataSplits, check_fractions
+from rl_router.data.splits import DataSplits, HeldOutFields, check_fractions
 
 
 def load_qa_splits(
@@ -53,16 +53,13 @@ def load_qa_splits(
 
 
 @dataclass
-class QAMixDataConfig:
+class QAMixDataConfig(HeldOutFields):
     """A QA mixture with a held-out split (``conf/data/local_mix.yaml``)."""
 
     _target_: str = "rl_router.data.mixture.load_qa_splits"
     parts: list[Any] = field(default_factory=list)  # data options (each with _target_) giving QA datasets
-    test_fraction: float = 0.3  # share of each source held out for the reported (test) numbers
-    val_fraction: float = 0.1  # share of each source held out for choosing hyperparameters
-    split_seed: int = 0  # seed of the held-out splits
 
     def __post_init__(self) -> None:
         if not self.parts:
             raise ValueError("data.parts is empty: list QA data options, e.g. {_target_: ...load_qa_file}")
-        check_fractions(self.test_fraction, self.val_fraction)
+        super().__post_init__()

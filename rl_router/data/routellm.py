@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from rl_router.data.routing_table import RoutingTable, concat_tables
-from rl_router.data.splits import DataSplits, check_fractions
+from rl_router.data.splits import DataSplits, HeldOutFields, check_fractions
 from rl_router.data.tokens import count_tokens, estimate_choice_answer_tokens
 
 logger = logging.getLogger(__name__)
@@ -113,10 +113,10 @@ def load_routing_splits(
 
 
 @dataclass
-class RoutingTableDataConfig:
+class RoutingTableDataConfig(HeldOutFields):
     """A routing table with a held-out split (``conf/data/routellm.yaml``).
 
-    Instantiating it returns ``(train, test)`` routing tables (:func:`load_routing_splits`).
+    Instantiating it returns train / validation / test routing tables (:func:`load_routing_splits`).
     """
 
     _target_: str = "rl_router.data.routellm.load_routing_splits"
@@ -124,14 +124,11 @@ class RoutingTableDataConfig:
     benchmarks: list[str] = field(default_factory=lambda: ["gsm8k", "mmlu"])  # also: mt_bench
     exclude_contaminated: bool = True  # drop RouteLLM's contaminated eval prompts
     limit: int | None = None  # fixed random subset of this many rows (smoke runs); None: all
-    test_fraction: float = 0.3  # share of each source held out for the reported (test) numbers
-    val_fraction: float = 0.1  # share of each source held out for choosing hyperparameters
-    split_seed: int = 0  # seed of the held-out splits
 
     def __post_init__(self) -> None:
         if not self.benchmarks:
             raise ValueError("data.benchmarks is empty: use e.g. [gsm8k, mmlu]")
-        check_fractions(self.test_fraction, self.val_fraction)
+        super().__post_init__()
         if self.limit is not None and self.limit <= 1:
             raise ValueError(f"data.limit={self.limit}: use at least 2 rows (or null for all)")
         if self.path is not None and not Path(self.path).is_dir():

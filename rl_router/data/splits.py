@@ -8,6 +8,7 @@ carved out of the remaining rows with its own seed.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 SPLITS = ("train", "validation", "test")
@@ -28,6 +29,18 @@ def check_fractions(test_fraction: float, val_fraction: float) -> None:
     if not 0.0 < val_fraction < 1.0 - test_fraction:
         room = 1.0 - test_fraction
         raise ValueError(f"data.val_fraction={val_fraction}: use a value in (0, 1 - test_fraction={room:g})")
+
+
+@dataclass
+class HeldOutFields:
+    """The split fields every data config with held-out rows shares (a base of its schema)."""
+
+    test_fraction: float = 0.3  # share of each source held out for the reported (test) numbers
+    val_fraction: float = 0.1  # share of each source held out for choosing hyperparameters
+    split_seed: int = 0  # seed of the held-out splits
+
+    def __post_init__(self) -> None:
+        check_fractions(self.test_fraction, self.val_fraction)
 
 
 def part_of(loaded: Any, split: str) -> list[Any]:
