@@ -20,6 +20,7 @@ refuses them unless told ``trust_pickles=True``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
@@ -431,3 +432,17 @@ def _load_legacy(
         state = pickle.load(f)
     state["env_state"] = None  # pickled sub-envs; this version restores envs through their state API
     return state
+
+
+def weights_digest(module: torch.nn.Module) -> str:
+    """sha256 of a module's tensors (names, dtypes, shapes, bytes).
+
+    What scored eval rows and calibrations are valid for: two folders holding the same weights share
+    it, and a folder whose weights changed in place (a resumed run's) does not.
+    """
+    h = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        t = tensor.detach().to("cpu").contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()

@@ -1,8 +1,8 @@
-"""``rl-router train | eval | export [hydra overrides]``.
+"""``rl-router train | eval | export | calibrate [hydra overrides]``.
 
-Each command is a Hydra app over ``conf/`` (the root configs ``config.yaml``, ``eval.yaml`` and
-``export.yaml``), so every Hydra feature works: ``key=value`` overrides, ``--multirun`` sweeps,
-``--cfg job`` to print the composed config. Only this module touches ``DictConfig``.
+Each command is a Hydra app over ``conf/`` (the root configs ``config.yaml``, ``eval.yaml``,
+``export.yaml`` and ``calibrate.yaml``), so every Hydra feature works: ``key=value`` overrides,
+``--multirun`` sweeps, ``--cfg job`` to print the composed config. Only this module touches ``DictConfig``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,11 @@ COMMANDS = {
     "train": ("config", "train a router (default experiment: `experiment=default`)"),
     "eval": ("eval", "evaluate a router against baselines: `checkpoint=<run dir | exported folder>`"),
     "export": ("export", "write a Hub-ready folder: `checkpoint=<run dir> repo_id=<name> [push=true]`"),
+    "calibrate": (
+        "calibrate",
+        "set a policy router's operating point: `checkpoint=<run | export> target.share=<0..1>` "
+        "or `target.cost_per_query=<usd>`",
+    ),
 }
 
 
@@ -43,8 +48,8 @@ def experiments() -> dict[str, str]:
 
 
 def usage() -> str:
-    lines = ["usage: rl-router {train,eval,export} [hydra overrides]", "", "commands:"]
-    lines += [f"  {name:<8}{text}" for name, (_, text) in COMMANDS.items()]
+    lines = [f"usage: rl-router {{{','.join(COMMANDS)}}} [hydra overrides]", "", "commands:"]
+    lines += [f"  {name:<11}{text}" for name, (_, text) in COMMANDS.items()]
     lines += ["", "experiments (rl-router train experiment=<name>):"]
     lines += [f"  {name:<16}{text}" for name, text in experiments().items()]
     lines += [
@@ -54,6 +59,7 @@ def usage() -> str:
         "  rl-router train experiment=default debug=tiny logger=none",
         "  rl-router train --cfg job            # print the composed config",
         "  rl-router eval checkpoint=outputs/default/<date>_<time>",
+        "  rl-router calibrate checkpoint=outputs/default/<date>_<time> target.share=0.3",
     ]
     return "\n".join(lines)
 
@@ -83,7 +89,18 @@ def _export(cfg: DictConfig) -> None:
     run_export(cfg)
 
 
-TASKS: dict[str, Callable[[DictConfig], None]] = {"train": _train, "eval": _eval, "export": _export}
+def _calibrate(cfg: DictConfig) -> None:
+    from rl_router.eval.calibrate import run_calibrate
+
+    run_calibrate(cfg)
+
+
+TASKS: dict[str, Callable[[DictConfig], None]] = {
+    "train": _train,
+    "eval": _eval,
+    "export": _export,
+    "calibrate": _calibrate,
+}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,6 +8,8 @@
     pool.json            the candidates in action order: name, model, params_b, description, prices, sampling
     README.md            model card: YAML front matter, candidates, how to load it, the eval table
     report.json, report.md, pareto.png    the run's evaluation of that checkpoint, when there is one
+    calibration.json     the run's operating point (``rl-router calibrate``), when it has one for
+                         these weights
 
 No file in the folder is a pickle, and :func:`rl_router.load_router` reads it back
 (``load_router("<folder or repo id>")``) to the same decisions as the run directory.
@@ -46,6 +48,7 @@ from rl_router.config import typed
 from rl_router.embeddings import EMBED_DIM
 from rl_router.model_card import copy_reports, find_reports, llm_model_card, model_card
 from rl_router.pool.types import ModelDescriptor
+from rl_router.routers.calibration import Calibration
 from rl_router.routers.folder import FORMAT_VERSION, POOL, ROUTER_CONFIG, WEIGHTS
 from rl_router.routers.load import load_exported, load_router, run_of_model_dir, run_of_policy_checkpoint
 from rl_router.routers.policy import EMBEDDING_MODEL, descriptor_dict, observation_layout, pool_descriptors
@@ -180,7 +183,11 @@ def export_router(run_dir: str | Path, repo_id: str, out_dir: str | Path) -> Pat
         (tmp / POOL).write_text(json.dumps([descriptor_dict(d) for d in descriptors], indent=2) + "\n")
         config = router_config(cfg, descriptors, latest)
         (tmp / ROUTER_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
-        card = model_card(repo_id, cfg, descriptors, config["training"], copy_reports(reports, tmp))
+        calibration = _calibration_of(source)
+        if calibration is not None:
+            calibration.save(tmp)
+        evaluations = copy_reports(reports, tmp)
+        card = model_card(repo_id, cfg, descriptors, config["training"], evaluations, calibration)
         (tmp / "README.md").write_text(card)
         _check_round_trip(source, tmp)
 
@@ -290,7 +297,10 @@ def router_config(
         "action_names": [d.name for d in descriptors],
         "embedding_model": {"name": EMBEDDING_MODEL, "dim": EMBED_DIM},
         "observation": observation_layout(descriptors),
-        "decision": "argmax over candidates of the policy's logits (probs = softmax(logits))",
+        "decision": (
+            "argmax over candidates of the policy's logits (probs = softmax(logits)); with a "
+            "calibration.json, argmax of log probs + its per-candidate offsets"
+        ),
         "prompt_template": None,
         "prompt_template_note": "not applicable: a policy router reads query embeddings, not a prompt",
         "training": {
@@ -348,11 +358,22 @@ def push_folder(folder: Path, repo_id: str, api: HubApi, private: bool = False, 
     return str(url)
 
 
+def _calibration_of(source: Path) -> Calibration | None:
+    """The calibration the run's router applies (None: none, or one fitted for other weights)."""
+    router = load_router(source)
+    return getattr(router, "calibration", None)
+
+
 def _check_round_trip(run_dir: Path, folder: Path) -> None:
-    """The exported folder must route exactly like the run it came from."""
+    """The exported folder must route exactly like the run it came from (calibration included)."""
     probe = np.random.default_rng(0).standard_normal((64, EMBED_DIM)).astype(np.float32)
     probe /= np.linalg.norm(probe, axis=1, keepdims=True)
-    expected, got = load_router(run_dir).probs(probe), load_exported(folder).probs(probe)
+    run, exported = load_router(run_dir), load_exported(folder)
+    expected, got = run.probs(probe), exported.probs(probe)
     if not np.array_equal(expected, got):
         diff = float(np.abs(expected - got).max())
         raise RuntimeError(f"the router exported to {folder} does not reproduce {run_dir}: max diff {diff}")
+    if run.calibration != exported.calibration or not np.array_equal(
+        run.decide(probe), exported.decide(probe)
+    ):
+        raise RuntimeError(f"the router exported to {folder} does not decide like {run_dir} (calibration)")

@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 
 from rl_router import __version__
 from rl_router.pool.types import ModelDescriptor
+from rl_router.routers.calibration import CALIBRATION, Calibration
 from rl_router.routers.folder import POOL, ROUTER_CONFIG, WEIGHTS
 from rl_router.routers.policy import EMBEDDING_MODEL
 from rl_router.run import VALIDATION_DIR
@@ -114,8 +115,10 @@ def model_card(
     descriptors: Sequence[ModelDescriptor],
     training: Mapping[str, Any],
     evaluations: Sequence[Evaluation],
+    calibration: Calibration | None = None,
 ) -> str:
-    """``README.md``: YAML front matter, what the router does, its candidates, usage and evaluation."""
+    """``README.md``: YAML front matter, what the router does, its candidates, its operating point
+    (when it carries a calibration), usage and evaluation."""
     meta = {"library_name": "rl-router", "license": LICENSE, "tags": CARD_TAGS}
     datasets = card_datasets(cfg.data)
     if datasets:
@@ -142,6 +145,7 @@ def model_card(
         "|---|---|---|---|---|---|---|",
     ]
     lines += [f"| {i} " + _candidate_row(d) for i, d in enumerate(descriptors)]
+    lines += _calibration_section(calibration)
     lines += [
         *_usage_head(repo_id),
         'router.route(["What is 12 * 7?"])  # -> the candidate name for each query',
@@ -151,7 +155,9 @@ def model_card(
         "",
         "The router only decides; send the query to the chosen model yourself. Files: "
         f"`{WEIGHTS}` (policy weights), `{ROUTER_CONFIG}` (policy config and observation layout), "
-        f"`{POOL}` (the candidates). No pickle files.",
+        f"`{POOL}` (the candidates)"
+        + (f", `{CALIBRATION}` (its operating point)" if calibration is not None else "")
+        + ". No pickle files.",
         "",
         "## Evaluation",
         "",
@@ -222,6 +228,30 @@ def llm_model_card(repo_id: str, cfg: DictConfig, router: Any, evaluations: Sequ
     lines += _evaluation_section(evaluations)
     lines += ["## Licence", "", f"Weights: {LICENSE}; the base model's licence applies as well.", ""]
     return "\n".join(lines)
+
+
+def _calibration_section(calibration: Calibration | None) -> list[str]:
+    """The card's operating point: the calibration's target, offsets and what it reached (or nothing)."""
+    if calibration is None:
+        return []
+    reached = calibration.achieved
+    shares = ", ".join(f"{name} {x:.3f}" for name, x in reached["route_share"].items())
+    dollars = reached["dollars_per_query"]
+    offsets = ", ".join(
+        f"`{name}` {v:+.4g}" for name, v in zip(calibration.models, calibration.offsets, strict=True)
+    )
+    return [
+        "",
+        "## Operating point",
+        "",
+        f"This router carries a calibration (`{CALIBRATION}`, written by `rl-router calibrate`) with target "
+        f"**{calibration.describe()}**: it routes each query to the argmax of log p + a per-candidate "
+        f"offset ({offsets}). Fitted on {calibration.fitted_on['source']} "
+        f"({calibration.fitted_on['rows']} rows), where it reached route share {shares}"
+        + (f" at ${dollars:.6f} per query." if dollars is not None else "."),
+        "`router.route` and `rl-router eval` apply it; `router.probs` stays raw, and "
+        "`router.calibration = None` (or `rl-router eval calibration=false`) gives the raw argmax.",
+    ]
 
 
 def _card_head(meta: Mapping[str, Any], repo_id: str) -> list[str]:

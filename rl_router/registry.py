@@ -20,6 +20,7 @@ def schemas() -> list[tuple[str | None, str, type]]:
     from rl_router.data.qa import QALocalDataConfig, RouterR1DataConfig
     from rl_router.data.reasoning_tasks import ReasoningGymDataConfig
     from rl_router.data.routellm import RoutingTableDataConfig
+    from rl_router.eval.calibrate import CalibrateConfig
     from rl_router.eval.run import EvalConfig
     from rl_router.hub import ExportConfig
     from rl_router.policies.mlp import MLPPolicyConfig
@@ -32,6 +33,7 @@ def schemas() -> list[tuple[str | None, str, type]]:
         (None, "base_train", TrainConfig),
         (None, "base_eval", EvalConfig),
         (None, "base_export", ExportConfig),
+        (None, "base_calibrate", CalibrateConfig),
         ("env", "multi_llm_qa_schema", MultiLLMQAConfig),
         ("policy", "router_schema", RouterPolicyConfig),
         ("policy", "mlp_schema", MLPPolicyConfig),

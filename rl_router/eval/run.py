@@ -15,7 +15,9 @@ reads a run directory of ``rl-router train``, a folder of ``rl-router export`` o
 Which rows: ``split=test`` (default) takes the test split of the data (an LLM run's
 ``trainer.eval_data`` when it has one, e.g. Router-R1's seven benchmarks); ``split=validation`` the
 validation split, on which choices are made; ``split=train`` the training rows; ``split=all`` every row.
-A data option given to eval that has no held-out split is evaluated whole. ``limit=N`` keeps the
+A data option given to eval that has no held-out split is evaluated whole. A policy router that
+carries a calibration (``calibration.json``, ``rl-router calibrate``) is scored at that operating
+point, with its target in the report; ``calibration=false`` scores the raw argmax. ``limit=N`` keeps the
 first N rows; ``outcome=em`` scores an LLM router's answers by exact match whatever it trained on.
 Writes ``report.json``, ``report.md`` and ``pareto.png`` into ``out_dir`` (default
 ``<checkpoint>/eval``).
@@ -53,6 +55,7 @@ class EvalConfig:
     batch_size: int = 16  # LLM routers: episodes generated together (one pool call per turn)
     resume: bool = True  # LLM routers: reuse rows out_dir/scored.jsonl already holds for this router
     outcome: str | None = None  # LLM routers: score with em / f1 / reply; None: the training outcome
+    calibration: bool = True  # policy routers: apply the router's calibration.json; false: the raw argmax
     trust_recorded_pool: bool = False  # use a recorded pool even if it sends an API key to its own endpoint
     verbose: bool = False  # show engine and worker logs (vLLM, Ray) in the terminal; False: <out_dir>/run.log
 
@@ -125,6 +128,8 @@ def run_eval(cfg: DictConfig) -> dict:
     config: EvalConfig = typed(cfg)
     out_dir = Path(config.out_dir) if config.out_dir else Path(config.checkpoint) / "eval"
     router = load_router(config.checkpoint)
+    if router.kind == "policy" and not config.calibration:
+        router.calibration = None
     recorded: Mapping[str, Any] = router.training  # the data and pool the router was trained with
     where = f"{router.checkpoint} (recorded training config)"
     pool_cfg = cfg.pool if cfg.get("pool") is not None else recorded.get("pool")

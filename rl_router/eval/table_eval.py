@@ -3,7 +3,9 @@
 Everything is computed from the table, so evaluation costs no generation: per row ``i`` and model
 ``m`` the table holds the recorded score ``S[i, m]`` and token counts, priced with the pool's
 descriptors into dollars ``D[i, m]``. A policy is a matrix of routing probabilities ``P[i, m]``;
-its greedy decision is ``argmax_m P[i, m]``.
+its greedy decision is ``argmax_m P[i, m]``, or, for a router carrying a calibration
+(``rl-router calibrate``), ``argmax_m (log P[i, m] + offset_m)``: accuracy, dollars and route shares
+are those of these decisions, while the threshold metrics below always read the raw ``P``.
 
 Baselines: ``random`` (uniform, reported in expectation), ``single/<model>`` (always that model),
 ``oracle`` (the cheapest model with the row's best score). For two-model pools the
@@ -83,17 +85,19 @@ def evaluate_table(
     dollars: np.ndarray,
     model_names: Sequence[str],
     strong: int | None = None,
+    choice: np.ndarray | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Accuracy / dollars / calls for the router (greedy) and every baseline.
+    """Accuracy / dollars / calls for the router's decisions and every baseline.
 
     Args:
-        probs: ``[n, m]`` the router's routing probabilities.
+        probs: ``[n, m]`` the router's routing probabilities (the threshold metrics read them).
         scores, dollars: ``[n, m]`` recorded scores and call prices.
         model_names: the pool's model names, column-aligned.
         strong: column of the strong model for two-model pools (RouteLLM metrics); None skips them.
+        choice: ``[n]`` the router's decisions (a calibrated router's); None: ``argmax(probs)``.
     """
     n, m = scores.shape
-    greedy = np.eye(m)[probs.argmax(axis=1)]
+    greedy = np.eye(m)[probs.argmax(axis=1) if choice is None else np.asarray(choice)]
     router = summarize(greedy, scores, dollars)
     router["route_share"] = {name: float(greedy[:, j].mean()) for j, name in enumerate(model_names)}
     if strong is not None and m == 2:
@@ -152,6 +156,14 @@ def write_report(
 def report_markdown(report: dict, title: str) -> str:
     """A table per split: accuracy, $/query, calls, and the RouteLLM metrics for the router."""
     lines = [f"# {title}", ""]
+    calibration = (report.get("meta") or {}).get("calibration")
+    if calibration:
+        router = report["overall"]["router"]
+        shares = ", ".join(f"{name} {x:.3f}" for name, x in router["route_share"].items())
+        reached = (
+            f"Reached on these rows: route share {shares}; ${router['dollars_per_query']:.6f} per query."
+        )
+        lines += [calibration_note(calibration), "", reached, ""]
     for split, rows in report.items():
         if not isinstance(rows, dict) or "router" not in rows:
             continue
@@ -169,6 +181,27 @@ def report_markdown(report: dict, title: str) -> str:
             )
         lines.append("")
     return "\n".join(lines)
+
+
+def calibration_note(calibration: dict) -> str:
+    """The report's line on an applied calibration: its target, offsets and where it was fitted.
+
+    >>> calibration_note({"target": {"share": 0.3, "model": "gpt-4"}, "offsets": [0.0, 0.125],
+    ...                   "fitted_on": {"source": "training split of t", "rows": 10}}).split(";")[0]
+    'Calibration applied (calibration.json): target share 0.3 of gpt-4'
+    """
+    target = calibration["target"]
+    if "share" in target:
+        what = f"share {target['share']:g} of {target['model']}"
+    else:
+        what = f"${target['cost_per_query']:g} per query"
+    offsets = ", ".join(f"{v:.4g}" for v in calibration["offsets"])
+    fitted = calibration["fitted_on"]
+    return (
+        f"Calibration applied (calibration.json): target {what}; offsets [{offsets}], fitted on "
+        f"{fitted['source']} ({fitted['rows']} rows). Route shares and $ / query are those of the "
+        "calibrated decisions; APGR and CPT read the raw probabilities."
+    )
 
 
 def _cell(row: dict, key: str) -> str:
@@ -222,31 +255,40 @@ def evaluate_router_on_table(
 ) -> dict:
     """Score a trained router on a routing table, overall and per benchmark, and write the report.
 
-    The table's columns are matched to the router's candidates by ``descriptor.model``. Writes
-    ``report.json``, ``report.md`` and ``pareto.png`` (the router's threshold curve when the pool
-    has two models) into ``out_dir``.
+    The table's columns are matched to the router's candidates by ``descriptor.model``. The router
+    decides through ``router.decide`` (its calibration applied, if it carries one); APGR / CPT and
+    the threshold curve read its raw probabilities. Writes ``report.json``, ``report.md`` and
+    ``pareto.png`` (the router's threshold curve when the pool has two models) into ``out_dir``.
 
     Returns:
         The report: ``{"overall": {...}, "<benchmark>": {...}, "meta": {...}}``, each split mapping
-        policy name -> accuracy, dollars per query, calls per query (and APGR / CPT for the router).
+        policy name -> accuracy, dollars per query, calls per query (and APGR / CPT for the router);
+        ``overall.router.target`` is the calibration's target (None: raw argmax) and
+        ``meta.calibration`` the applied calibration's target, offsets and fitting rows.
     """
     descriptors = router.descriptors
     scores, dollars = table_columns(table, descriptors)
-    probs = router.probs(router.embed(table.prompts, progress=progress))
+    embeddings = router.embed(table.prompts, progress=progress)
+    probs, choice = router.probs(embeddings), router.decide(embeddings)
     strong = strong_column(descriptors)
     names = router.model_names
+    calibration = getattr(router, "calibration", None)
 
     benchmarks = np.array(report_groups(table.sources))
-    report: dict = {"overall": evaluate_table(probs, scores, dollars, names, strong)}
+    report: dict = {"overall": evaluate_table(probs, scores, dollars, names, strong, choice)}
+    report["overall"]["router"]["target"] = calibration.target if calibration is not None else None
     for bench in sorted(set(benchmarks)):
         rows = benchmarks == bench
-        report[bench] = evaluate_table(probs[rows], scores[rows], dollars[rows], names, strong)
+        report[bench] = evaluate_table(probs[rows], scores[rows], dollars[rows], names, strong, choice[rows])
     report["meta"] = {
         "table": table.name,
         "rows": len(table),
         "rows_per_benchmark": {b: int((benchmarks == b).sum()) for b in sorted(set(benchmarks))},
         "models": names,
         "checkpoint": str(router.checkpoint) if router.checkpoint else None,
+        "calibration": None
+        if calibration is None
+        else {k: getattr(calibration, k) for k in ("target", "offsets", "fitted_on", "achieved")},
     }
     curve = threshold_cost_curve(probs[:, strong], scores, dollars, strong) if strong is not None else None
     write_report(out_dir, report, curve, title=f"router vs baselines on {table.name} ({len(table)} rows)")

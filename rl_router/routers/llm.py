@@ -33,6 +33,7 @@ import gymnasium as gym
 from envs.router_r1_protocol import PROMPT_TEMPLATE, parse_turn, prompt_messages
 from rewards.cost import PercentileCostNormalizer
 from rewards.format import RouterR1Format
+from rl_router import checkpoint as ckpt
 from rl_router.generation import HFTurnGenerator, TurnGenerator, chat_prompt_ids, load_model, token_counter
 from rl_router.pool.types import CandidatePool, ModelDescriptor
 from rl_router.rollout.driver import RolloutDriver, tagged_prompt
@@ -228,21 +229,8 @@ class LLMRouter:
         return asdict(self.protocol)
 
     def weights_digest(self) -> str:
-        """sha256 of the model's tensors (names, dtypes, shapes, bytes): what scored rows are valid for.
-
-        Two folders holding the same weights share it; a folder whose weights changed in place (a
-        resumed run's ``router/``) does not.
-        """
-        import hashlib
-
-        import torch
-
-        h = hashlib.sha256()
-        for name, tensor in sorted(self.model.state_dict().items()):
-            t = tensor.detach().to("cpu").contiguous()
-            h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
-            h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-        return h.hexdigest()
+        """sha256 of the model's tensors (:func:`rl_router.checkpoint.weights_digest`)."""
+        return ckpt.weights_digest(self.model)
 
 
 def router_model_dir(run_dir: Path) -> Path:

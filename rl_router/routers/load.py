@@ -19,11 +19,17 @@ A run directory is an LLM router's when its ``env.mode`` is ``multi_round``. Bot
     router = load_router("outputs/default/2026-11-25_03-00-00")
     router = load_router("outputs/default/2026-11-25_03-00-00/checkpoints/step_10000")
     router.route(["What is 12 * 7?"])             # -> ["mixtral-8x7b"]
+
+A policy router comes back with the ``calibration.json`` of its run directory (also when one of
+the run's checkpoints is loaded) or of its exported folder, when there is one and it was fitted for
+these weights (:mod:`rl_router.routers.calibration`); a file fitted for other weights (a run trained
+on after ``rl-router calibrate``) is left unapplied with a warning, a malformed one is refused.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -33,6 +39,7 @@ from omegaconf import OmegaConf
 
 from rl_router import __version__
 from rl_router import checkpoint as ckpt
+from rl_router.routers.calibration import CALIBRATION, load_calibration
 from rl_router.routers.folder import FORMAT_VERSION, POOL, ROUTER_CONFIG, ROUTER_KINDS, WEIGHTS
 from rl_router.routers.llm import load_llm_exported, load_llm_run
 from rl_router.routers.policy import (
@@ -52,6 +59,7 @@ from rl_router.routers.llm import LLMRouter
 # Exported configs may come from strangers: only our own policy classes are instantiated from them.
 TRUSTED_POLICY_PREFIX = "rl_router.policies."
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+log = logging.getLogger(__name__)
 
 
 def load_router(path_or_repo_id: str | Path, revision: str | None = None) -> PolicyRouter | LLMRouter:
@@ -132,7 +140,9 @@ def _load_run(run_dir: Path, checkpoint: Path | None = None) -> PolicyRouter | L
     policy = build_policy(cfg.policy, descriptors)
     ckpt.load_policy_weights(latest, policy)
     training = portable_config(cfg)
-    return PolicyRouter(policy.eval(), descriptors, checkpoint=latest, training=training)
+    return with_calibration(
+        PolicyRouter(policy.eval(), descriptors, checkpoint=latest, training=training), run_dir
+    )
 
 
 def load_exported(folder: str | Path) -> PolicyRouter | LLMRouter:
@@ -167,7 +177,47 @@ def load_exported(folder: str | Path) -> PolicyRouter | LLMRouter:
     policy = build_policy(policy_cfg, descriptors)
     policy.load_state_dict(load_file(str(folder / WEIGHTS)))
     training = dict(config.get("training") or {})
-    return PolicyRouter(policy.eval(), descriptors, checkpoint=folder, training=training)
+    return with_calibration(
+        PolicyRouter(policy.eval(), descriptors, checkpoint=folder, training=training), folder
+    )
+
+
+def with_calibration(router: PolicyRouter, folder: Path) -> PolicyRouter:
+    """``router`` with the ``calibration.json`` of ``folder`` attached, when it fits these weights.
+
+    Raises:
+        CalibrationError: the file is malformed (naming the file and the field).
+    """
+    calibration = load_calibration(folder, router.model_names)
+    if calibration is not None and calibration.weights_sha256 != router.weights_digest():
+        log.warning(
+            "%s was fitted for other weights than %s: not applied (run rl-router calibrate again)",
+            folder / CALIBRATION,
+            router.checkpoint,
+        )
+        calibration = None
+    router.calibration = calibration
+    return router
+
+
+def router_home(path: str | Path) -> Path:
+    """The folder whose ``calibration.json`` applies to the router at ``path``: the run directory
+    (also for one of its checkpoints or model folders) or the exported folder.
+
+    Raises:
+        FileNotFoundError: ``path`` is none of those (a Hub repo id is not a local folder).
+    """
+    path = Path(path)
+    if path.is_dir() and ((path / RUN_CONFIG).is_file() or (path / ROUTER_CONFIG).is_file()):
+        return path
+    run = run_of_policy_checkpoint(path) if path.is_dir() else None
+    run = run or (run_of_model_dir(path) if path.is_dir() else None)
+    if run is None:
+        raise FileNotFoundError(
+            f"{path} is not a local run directory of `rl-router train`, one of its checkpoints, nor a "
+            "folder of `rl-router export` (download a Hub router first and give its folder)"
+        )
+    return run
 
 
 def _check_policy_config(policy_cfg: Mapping[str, Any], where: Path) -> None:

@@ -9,6 +9,10 @@ directory, one of its checkpoints or an exported folder::
     router = load_router("outputs/default/2026-11-25_03-00-00")
     router.route(["What is 12 * 7?"])             # -> ["mixtral-8x7b"]
     router.probs(router.embed(["What is 12 * 7?"]))  # -> float32 [1, 2]
+
+A router may carry a :class:`~rl_router.routers.calibration.Calibration` (``calibration.json``,
+written by ``rl-router calibrate``): ``route()`` and ``decide()`` then pick
+``argmax(log p + offsets)`` instead of ``argmax(p)``; ``probs()`` stays raw.
 """
 
 from __future__ import annotations
@@ -25,10 +29,12 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from envs.multi_llm_qa import DESCRIPTOR_FEATURES, descriptor_features
+from rl_router import checkpoint as ckpt
 from rl_router.embeddings import EMBED_DIM, embed_queries
 from rl_router.policies.router_policy import RouterPolicy
 from rl_router.pool.descriptors import PoolConfig
 from rl_router.pool.types import ModelDescriptor, SamplingParams
+from rl_router.routers.calibration import Calibration
 
 EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"  # what rl_router.embeddings runs
 FEATURE_NAMES = ("log1p(params_b)", "log1p(price_in)", "log1p(price_out)")  # per candidate, see envs
@@ -66,12 +72,15 @@ class PolicyRouter:
             (None for a freshly built router).
         training: the training run's config groups (``data``, ``pool``, ``env`` ...), the defaults
             of ``rl-router eval``; empty when unknown.
+        calibration: logit offsets that ``decide`` and ``route`` apply (``rl-router calibrate``);
+            None: the raw argmax.
     """
 
     policy: nn.Module
     descriptors: list[ModelDescriptor]
     checkpoint: Path | None = None
     training: dict[str, Any] = field(default_factory=dict)
+    calibration: Calibration | None = None
 
     kind = "policy"
 
@@ -93,14 +102,32 @@ class PolicyRouter:
         out = [torch.softmax(self.policy(chunk, None)[0], dim=-1) for chunk in obs.split(batch_size)]
         return torch.cat(out).numpy() if out else np.zeros((0, len(self.descriptors)), np.float32)
 
+    @torch.no_grad()
+    def log_probs(self, embeddings: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+        """``float64 [n, A]`` log-probabilities (``log_softmax`` of the logits: finite where ``probs``
+        underflows to 0); what a calibration's offsets are added to."""
+        obs = self.observations(embeddings)
+        out = [torch.log_softmax(self.policy(c, None)[0].double(), dim=-1) for c in obs.split(batch_size)]
+        return torch.cat(out).numpy() if out else np.zeros((0, len(self.descriptors)))
+
+    def decide(self, embeddings: np.ndarray) -> np.ndarray:
+        """``int64 [n]`` the chosen candidate's index per query embedding: ``argmax(log p + offsets)``
+        under the calibration, else ``argmax(probs)``."""
+        if self.calibration is None:
+            return self.probs(embeddings).argmax(axis=1)
+        return self.calibration.decide(self.log_probs(embeddings))
+
     def embed(self, queries: Sequence[str], progress: bool = False) -> np.ndarray:
         """Query embeddings ``float32 [n, 384]`` (cached on disk, see :func:`embed_queries`)."""
         return embed_queries(queries, progress=progress)
 
     def route(self, queries: Sequence[str]) -> list[str]:
-        """The candidate name the router picks (greedily) for each query."""
-        choice = self.probs(self.embed(queries)).argmax(axis=1)
-        return [self.model_names[i] for i in choice]
+        """The candidate name the router picks (greedily, calibration applied) for each query."""
+        return [self.model_names[i] for i in self.decide(self.embed(queries))]
+
+    def weights_digest(self) -> str:
+        """sha256 of the policy's tensors (:func:`rl_router.checkpoint.weights_digest`)."""
+        return ckpt.weights_digest(self.policy)
 
 
 def descriptor_dict(descriptor: ModelDescriptor) -> dict[str, Any]:

@@ -45,3 +45,18 @@ def test_oracle_on_zero_one_scores_is_the_cheapest_correct_model():
 def test_oracle_breaks_price_ties_by_column_order():
     scores = np.array([[1.0, 1.0]])
     assert oracle_columns(scores, np.array([[3.0, 3.0]])) == [0]
+
+
+def test_router_row_follows_the_given_decisions_while_apgr_reads_the_probabilities():
+    probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.4, 0.6]])
+    scores = np.array([[0, 1], [1, 1], [0, 1], [1, 0]], dtype=float)
+    dollars = np.array([[1.0, 10.0]] * 4)
+    raw = evaluate_table(probs, scores, dollars, ["weak", "strong"], strong=1)
+    moved = evaluate_table(
+        probs, scores, dollars, ["weak", "strong"], strong=1, choice=np.array([1, 1, 1, 0])
+    )
+    assert raw["router"]["route_share"] == {"weak": 0.5, "strong": 0.5}
+    assert moved["router"]["route_share"] == {"weak": 0.25, "strong": 0.75}
+    assert moved["router"]["dollars_per_query"] == pytest.approx((10 + 10 + 10 + 1) / 4)
+    assert moved["router"]["accuracy"] == 1.0
+    assert moved["router"]["apgr"] == raw["router"]["apgr"]  # the threshold metric ignores the decisions

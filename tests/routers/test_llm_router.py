@@ -210,3 +210,16 @@ def test_eval_scores_with_another_outcome_when_asked(run_dir, exported, tmp_path
     # the same out_dir with the training outcome: every row is scored again under it, none reused
     again = run_eval(eval_config(exported, tmp_path / "eval", *local_data(run_dir)))
     assert again["meta"]["outcome"] == "reply" and again["meta"]["resumed_rows"] == 0
+
+
+@pytest.mark.parametrize("which", ["run", "model folder", "export"])
+def test_calibrate_stops_on_an_llm_router(run_dir, exported, which, compose):
+    from rl_router.eval.calibrate import run_calibrate
+
+    checkpoint = {"run": run_dir, "model folder": run_dir / "sft_model", "export": exported}[which]
+    cfg = compose([f"checkpoint={checkpoint}", "target.share=0.5"], config_name="calibrate")
+    with pytest.raises(
+        NotImplementedError, match=r"an LLM router: calibration of LLM routers is not built yet"
+    ):
+        run_calibrate(cfg)
+    assert not (run_dir / "calibration.json").exists() and not (exported / "calibration.json").exists()
