@@ -53,6 +53,7 @@ def build_pool(
         ValueError: an invalid config, or a replay column missing from the table.
         ray.exceptions.RayActorError: a model failed to load in its actor (startup faults raise;
             faults after startup become error results).
+        TimeoutError: an actor was not placed and loaded within ``cfg.ray.start_timeout_s``.
     """
     if cfg is None:
         cfg = PoolConfig(**fields)
@@ -79,7 +80,11 @@ def build_pool(
     try:
         for model in cfg.models:
             if model.in_ray:
-                backends.append(RemoteBackend(model, timeout_s=cfg.timeout_s, log_file=log_path))
+                backends.append(
+                    RemoteBackend(
+                        model, cfg.timeout_s, start_timeout_s=cfg.ray.start_timeout_s, log_file=log_path
+                    )
+                )
             else:
                 backends.append(make_backend(model, timeout_s=cfg.timeout_s, table=table))
         for backend in backends:  # actors load their models in parallel; wait for all of them here

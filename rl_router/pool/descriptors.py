@@ -60,6 +60,7 @@ class ModelConfig:
     ray_actor: bool | None = None  # serve from a Ray actor; None: only vllm does
     num_cpus: float = 1.0  # CPUs reserved for this model's Ray actor
     num_gpus: float = 0.0  # GPUs reserved for this model's Ray actor
+    resources: dict[str, float] = field(default_factory=dict)  # custom Ray resources: pin it to nodes
     fake: FakeOptions = field(default_factory=FakeOptions)  # backend=fake only
     hf: HFOptions = field(default_factory=HFOptions)  # backend=hf only
     vllm: VLLMOptions = field(default_factory=VLLMOptions)  # backend=vllm only
@@ -81,6 +82,11 @@ class ModelConfig:
             raise ValueError(f"model {self.name!r}: prices and params_b must be >= 0")
         if self.num_cpus < 0 or self.num_gpus < 0:
             raise ValueError(f"model {self.name!r}: num_cpus / num_gpus must be >= 0")
+        reserved = sorted(set(self.resources) & {"CPU", "GPU", "memory", "object_store_memory"})
+        if reserved:
+            raise ValueError(f"model {self.name!r}: resources {reserved}: set num_cpus / num_gpus instead")
+        if any(v < 0 for v in self.resources.values()):
+            raise ValueError(f"model {self.name!r}: resources {self.resources}: amounts must be >= 0")
         if self.backend == "vllm" and self.ray_actor is False:
             raise ValueError(
                 f"model {self.name!r}: the vllm backend always runs in a Ray actor; drop ray_actor"
@@ -119,15 +125,27 @@ _NESTED: dict[str, type] = {
 
 @dataclass
 class RayConfig:
-    """Where Ray actors run: a local Ray started on demand, or an existing cluster."""
+    """Where Ray actors run: a local Ray started on demand, or an existing cluster.
 
-    address: str | None = None  # None: start a local Ray; "auto" or "ray://host:10001": join that cluster
+    An actor gets ``start_timeout_s`` from its start (at build, or after a restart: its node was
+    lost) to be placed on a node and load its model. Past that, ``build_pool`` raises
+    :class:`TimeoutError`; after a restart, calls to the model fail at once, as error results, until
+    the waiting actor is placed (a node with its resources joins) and ready. The default hour leaves
+    time for first downloads of the largest candidates. See docs/cluster.md.
+    """
+
+    address: str | None = None  # None: start a local Ray; "auto", "host:6379" or "ray://host:10001": join
     num_cpus: int | None = None  # CPUs of the local Ray (None: all); ignored when joining a cluster
     namespace: str = "rl_router"  # Ray namespace of the pool's actors
+    start_timeout_s: float = 3600.0  # seconds an actor may take to be placed on a node and load its model
 
     def __post_init__(self) -> None:
         if self.num_cpus is not None and self.num_cpus < 1:
             raise ValueError(f"pool.ray.num_cpus={self.num_cpus}: use at least 1, or null for all")
+        if self.start_timeout_s <= 0:
+            raise ValueError(
+                f"pool.ray.start_timeout_s={self.start_timeout_s}: use a positive number of seconds"
+            )
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """Ray hosting of a backend: one actor per model, restarted when it dies or stalls.
 
-Resources come from the model's config through ``.options(num_cpus=..., num_gpus=...)``, never from
-decorator literals. Ray is imported inside functions, so ``import rl_router.pool`` stays cheap.
+Resources come from the model's config through ``.options(num_cpus=..., num_gpus=..., resources=...)``,
+never from decorator literals; custom ``resources`` pin a model to the nodes that offer them. Ray is
+imported inside functions, so ``import rl_router.pool`` stays cheap.
 """
 
 from __future__ import annotations
@@ -68,10 +69,15 @@ class BackendHost:
         log.info("%s: %s backend ready in %.1f s", cfg.name, cfg.backend, time.perf_counter() - start)
 
     def ready(self) -> dict[str, Any]:
-        """Once the backend is built (model loaded): the actor's pid and the resources Ray gave it."""
+        """Once the backend is built (model loaded): the actor's pid, node and the resources Ray gave it."""
         import ray
 
-        return {"pid": os.getpid(), "resources": ray.get_runtime_context().get_assigned_resources()}
+        context = ray.get_runtime_context()
+        return {
+            "pid": os.getpid(),
+            "node_id": context.get_node_id(),
+            "resources": context.get_assigned_resources(),
+        }
 
     def generate(self, requests: Sequence[Request]) -> list[Result]:
         return self.backend.generate(requests)
@@ -87,13 +93,18 @@ class RemoteBackend:
     """A :class:`~rl_router.pool.types.CandidatePool` for one model whose backend lives in a Ray actor.
 
     A call that outlives ``timeout_s`` kills the (stuck) actor and raises :class:`TimeoutError`; a
-    call whose actor dies raises :class:`ActorRestartedError`. Either way a fresh actor is started at
-    once, and the next call waits for it to load its model (loading does not count against the
-    timeout). :class:`~rl_router.pool.pool.ModelPool` turns both into retries, then error results.
+    call whose actor dies (its process, or its whole node) raises :class:`ActorRestartedError`.
+    Either way a fresh actor is started at once, and the next call waits for it to be placed and to
+    load its model: that wait does not count against ``timeout_s`` but is bounded by
+    ``start_timeout_s`` from the actor's start. Past it a call raises :class:`TimeoutError` at once
+    and leaves the actor waiting, so the model answers again as soon as a node with its resources
+    is back. :class:`~rl_router.pool.pool.ModelPool` turns all of these into retries, then error
+    results.
 
     Args:
         cfg: the model (backend, resources, options); shipped to the actor.
         timeout_s: seconds one ``generate`` call may take once the actor is ready.
+        start_timeout_s: seconds a (re)started actor may take to be placed and become ready.
         log_file: absolute path the actor (and every replacement) appends its output and logs to;
             None: Ray's default.
     """
@@ -101,15 +112,24 @@ class RemoteBackend:
     enforces_timeout = True  # a stuck actor is killed and replaced (see above)
     cache_answers = True
 
-    def __init__(self, cfg: ModelConfig, timeout_s: float, *, log_file: Path | None = None) -> None:
+    def __init__(
+        self,
+        cfg: ModelConfig,
+        timeout_s: float,
+        *,
+        start_timeout_s: float = 3600.0,
+        log_file: Path | None = None,
+    ) -> None:
         self.cfg = cfg
         self.descriptor = cfg.descriptor()
         self.timeout_s = timeout_s
+        self.start_timeout_s = start_timeout_s
         self.log_file = log_file
         self.restarts = 0
         self.actor: Any = None
         self._ready: Any = None  # ObjectRef of the actor's ready() call
         self._info: dict[str, Any] | None = None  # its value, once the actor is up
+        self._started = 0.0  # time.monotonic() of the actor's start
         self._spawn()
 
     def _spawn(self) -> None:
@@ -117,26 +137,41 @@ class RemoteBackend:
 
         # Restarts are ours (a fresh actor, counted), so Ray's own stay off.
         remote = ray.remote(BackendHost).options(
-            num_cpus=self.cfg.num_cpus, num_gpus=self.cfg.num_gpus, max_restarts=0
+            num_cpus=self.cfg.num_cpus,
+            num_gpus=self.cfg.num_gpus,
+            resources=dict(self.cfg.resources) or None,
+            max_restarts=0,
         )
         self.actor = remote.remote(self.cfg, self.timeout_s, self.log_file)
         self._ready = self.actor.ready.remote()
         self._info = None
+        self._started = time.monotonic()
 
     def wait_ready(self) -> None:
-        """Block until the actor has built its backend (loaded its model).
+        """Block until the actor has built its backend (loaded its model), ``start_timeout_s`` at most.
 
         Raises:
             ray.exceptions.RayActorError: building the backend failed (the cause is in the message).
+            TimeoutError: the actor is not up ``start_timeout_s`` after its start (no node has its
+                resources free, or its model is still loading); it is left waiting.
         """
         self.actor_info()
 
     def actor_info(self) -> dict[str, Any]:
-        """The actor's pid and the resources Ray assigned it, once it is ready (waits like wait_ready)."""
+        """The actor's pid, node id and assigned resources, once it is ready (waits like wait_ready)."""
         import ray
+        from ray.exceptions import GetTimeoutError
 
         if self._info is None:
-            self._info = ray.get(self._ready)
+            left = self.start_timeout_s - (time.monotonic() - self._started)
+            try:
+                self._info = ray.get(self._ready, timeout=max(left, 0.0))
+            except GetTimeoutError:
+                needs = {"CPU": self.cfg.num_cpus, "GPU": self.cfg.num_gpus, **self.cfg.resources}
+                raise TimeoutError(
+                    f"{self.descriptor.name}: actor not up {self.start_timeout_s:g}s after its start "
+                    f"(no alive node offers {needs}, or the model is still loading)"
+                ) from None
         return self._info
 
     def _replace(self) -> None:
@@ -155,7 +190,9 @@ class RemoteBackend:
         from ray.exceptions import GetTimeoutError, RayActorError
 
         try:
-            self.wait_ready()  # at once unless the actor was (re)started since the last call
+            # At once unless the actor was (re)started since the last call. A TimeoutError from here
+            # leaves the waiting actor alone: it is placed when a node with its resources is back.
+            self.wait_ready()
             return ray.get(self.actor.generate.remote(list(requests)), timeout=self.timeout_s)
         except GetTimeoutError:
             self._replace()

@@ -26,10 +26,13 @@ def redirect_process_output(log_file: Path) -> None:
     processes started afterwards write there too.
 
     Args:
-        log_file: absolute path (a worker's working directory is not the driver's); created if missing.
+        log_file: absolute path (a worker's working directory is not the driver's); created if
+            missing, its folder too: on a cluster without a shared filesystem the run directory
+            exists on the driver's node only.
     """
     sys.stdout.flush()
     sys.stderr.flush()
+    log_file.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
         os.dup2(fd, 1)

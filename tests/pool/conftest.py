@@ -33,9 +33,12 @@ def tiny_table():
 
 @pytest.fixture(scope="session")
 def local_ray():
-    """A local Ray with two CPUs, started once: every Ray test module shares it (start-up costs seconds)."""
+    """A local Ray with two CPUs, started once: every Ray test module shares it (start-up costs seconds).
+
+    It also offers one unit of the custom resource ``pool_test`` (placement tests hold and free it).
+    """
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, namespace="rl_router_tests")
+    ray.init(num_cpus=2, resources={"pool_test": 1}, include_dashboard=False, namespace="rl_router_tests")
     yield ray
     ray.shutdown()
 

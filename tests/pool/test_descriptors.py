@@ -57,6 +57,14 @@ def test_replay_file_matches_routellm_prices(compose_pool):
     assert [(m.price_in, m.price_out) for m in cfg.models] == [(0.24, 0.24), (24.7, 24.7)]
 
 
+def test_custom_resources_and_start_timeout_compose_from_overrides(compose_pool):
+    cfg = OmegaConf.to_object(
+        compose_pool("fake", ["+models.0.resources={candidate_host: 1}", "ray.start_timeout_s=60"])
+    )
+    assert (cfg.models[0].resources, cfg.models[1].resources) == ({"candidate_host": 1.0}, {})
+    assert cfg.ray.start_timeout_s == 60.0
+
+
 def test_misspelt_key_fails_at_compose(compose_pool):
     with pytest.raises(ConfigCompositionException, match="latncy_s"):
         compose_pool("fake", ["models.0.fake.latncy_s=1"])
@@ -85,6 +93,9 @@ def test_hydra_instantiate_builds_the_pool(compose_pool, tmp_path):
         ({"models": [{"name": "a", "sampling": {"temperature": -1}}]}, "sampling.temperature"),
         ({"models": [{"name": "a"}], "timeout_s": 0}, "pool.timeout_s"),
         ({"models": [{"name": "a"}], "retries": -1}, "pool.retries"),
+        ({"models": [{"name": "a", "resources": {"GPU": 1}}]}, r"resources \['GPU'\]: set num_cpus"),
+        ({"models": [{"name": "a", "resources": {"node_a": -1}}]}, "amounts must be >= 0"),
+        ({"models": [{"name": "a"}], "ray": {"start_timeout_s": 0}}, "pool.ray.start_timeout_s"),
     ],
 )
 def test_config_checks_say_what_to_change(kwargs, message):

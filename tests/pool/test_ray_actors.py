@@ -1,4 +1,4 @@
-"""Ray-hosted backends (fake engine, local Ray): resources from config, dead and stalled actors.
+"""Ray-hosted backends (fake engine, local Ray): resources from config, dead, stalled and unplaced actors.
 
 Fast tier: a local Ray with fake engines starts in a few seconds; one Ray for the session (conftest).
 """
@@ -11,7 +11,7 @@ import time
 import pytest
 from pool_helpers import req
 
-from rl_router.pool import CandidatePool, ModelConfig, PoolConfig, build_pool
+from rl_router.pool import CandidatePool, ModelConfig, ModelPool, PoolConfig, build_pool
 from rl_router.pool.ray_actors import RemoteBackend
 
 ray = pytest.importorskip("ray")
@@ -67,3 +67,50 @@ def test_stalled_actor_times_out_and_is_replaced():
         assert result.error == "TimeoutError: slow: no answer within 1s"
         assert pool.stats()["slow"]["timeouts"] == 1 and remote.restarts == 1
         assert remote.actor_info()["pid"] != old_pid
+
+
+def pinned(start_timeout_s: float) -> RemoteBackend:
+    cfg = ModelConfig(name="pinned", backend="fake", ray_actor=True, num_cpus=0.5, resources={"pool_test": 1})
+    return RemoteBackend(cfg, timeout_s=10.0, start_timeout_s=start_timeout_s)
+
+
+def test_unplaceable_actor_fails_the_build_within_its_start_timeout():
+    cfg = actor_pool(latency_s=0.0)
+    cfg.models[0].resources = {"no_such_node": 1}
+    cfg.ray.start_timeout_s = 1.0
+    start = time.perf_counter()
+    with pytest.raises(TimeoutError, match=r"slow: actor not up 1s .*'no_such_node': 1"):
+        build_pool(cfg)
+    assert time.perf_counter() - start < 5.0
+
+
+def test_waiting_actor_fails_fast_past_its_start_timeout_then_answers_once_placed():
+    """A node with the model's resources is gone (here: another actor holds them): calls become
+    error results, the first after start_timeout_s, later ones at once; freed, the model answers."""
+
+    @ray.remote(num_cpus=0, resources={"pool_test": 1})
+    class Holder:
+        def ping(self) -> int:
+            return 1
+
+    holder = Holder.remote()
+    ray.get(holder.ping.remote())
+    backend = pinned(start_timeout_s=1.0)
+    with ModelPool([backend], timeout_s=10.0, retries=0) as pool:
+        times, results = [], []
+        for _ in range(2):
+            start = time.perf_counter()
+            results += pool.generate([req("pinned", "q")])
+            times.append(time.perf_counter() - start)
+        assert 0.9 < times[0] < 5.0 and times[1] < 0.5
+        assert all(
+            r.error.startswith("TimeoutError: pinned: actor not up 1s after its start") for r in results
+        )
+        ray.kill(holder)
+        deadline = time.monotonic() + 30
+        while not (result := pool.generate([req("pinned", "q")])[0]).ok and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert result.text == "pinned: q"
+        assert backend.actor_info()["resources"] == {"CPU": 0.5, "pool_test": 1.0}
+        assert backend.actor_info()["node_id"] == ray.get_runtime_context().get_node_id()
+        assert backend.restarts == 0 and pool.stats()["pinned"]["timeouts"] >= 2

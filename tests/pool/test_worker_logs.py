@@ -36,6 +36,20 @@ def test_actor_output_and_log_records_go_to_the_log_file(local_ray, tmp_path):
     assert text.count("rl_router.pool.ray_actors") == 2 and "chatty: fake backend ready in" in text
 
 
+def test_an_actor_on_a_node_without_the_run_directory_creates_it(local_ray, tmp_path):
+    """build_pool makes the log file's folder on the driver's node only; an actor elsewhere makes its own."""
+    from rl_router.pool.ray_actors import RemoteBackend
+
+    log_file = tmp_path / "not-made-yet" / "run" / "workers.log"
+    cfg = ModelConfig(name="far", backend="fake", ray_actor=True, num_cpus=0.5, fake={"startup_output": "up"})
+    backend = RemoteBackend(cfg, timeout_s=10.0, log_file=log_file)
+    try:
+        assert backend.generate([req("far", "q")])[0].text == "far: q"
+    finally:
+        backend.close()
+    assert log_file.read_text().count("up") == 2  # fds 1 and 2
+
+
 def test_driver_library_loggers_move_to_the_file(tmp_path, capfd):
     log_file = tmp_path / "workers.log"
     console = logging.StreamHandler(sys.stderr)  # what Ray and vLLM install on import
