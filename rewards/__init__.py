@@ -6,6 +6,7 @@ are small picklable callable classes whose ``__name__`` (and ``name``) is the me
 bodies. This is the project's own package: PyPI's ``rewards`` is unrelated.
 """
 
+from rewards.budget import BudgetConfig, BudgetPenalty, LagrangeMultiplier, dual_ascent, greedy_usage
 from rewards.combine import BudgetMemReward, RewardBreakdown, RewardFunc, RouterR1Reward, WeightedSum
 from rewards.cost import PercentileCostNormalizer, ScaleMatcher, dollar_cost
 from rewards.format import (
@@ -30,10 +31,13 @@ from rewards.outcome import (
 )
 
 __all__ = [
+    "BudgetConfig",
     "BudgetMemReward",
+    "BudgetPenalty",
     "Completion",
     "FormatKnownModels",
     "FormatMaxRoutes",
+    "LagrangeMultiplier",
     "PercentileCostNormalizer",
     "RewardBreakdown",
     "RewardFunc",
@@ -44,6 +48,7 @@ __all__ = [
     "WeightedSum",
     "completion_text",
     "dollar_cost",
+    "dual_ascent",
     "exact_match",
     "f1",
     "format_answer_last",
@@ -52,6 +57,7 @@ __all__ = [
     "format_tags_balanced",
     "format_think_content",
     "format_think_first",
+    "greedy_usage",
     "normalize_answer",
     "recorded_correctness",
 ]

@@ -11,7 +11,10 @@ bottom:
 3. *env* — ``num_envs`` copies of the select-mode :class:`~envs.multi_llm_qa.MultiLLMQAEnv`
    sharing one cost normaliser;
 4. *train* — PPO (:func:`rl_router.trainers.ppo.train`) with a progress bar showing return, reward
-   terms, dollars and route shares; checkpoints in ``checkpoints/``;
+   terms, dollars and route shares; checkpoints in ``checkpoints/``. Under a budget
+   (``trainer.budget.cost_per_query`` or ``trainer.budget.share.<model>``) the budget's multiplier is
+   the only price of cost: the env is built with ``alpha=0`` (reward = outcome) and PPO adds
+   ``-lam * usage / target`` (:mod:`rewards.budget`);
 5. *evaluate* — the trained router against random, single-model and oracle baselines on the
    test rows (``report.json``, ``report.md`` and ``pareto.png`` in the run directory) and on the
    validation rows (``validation/``: what sweeps and defaults are chosen on).
@@ -19,6 +22,7 @@ bottom:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,6 +31,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
+from rewards.budget import BudgetConfig
 from rewards.cost import PercentileCostNormalizer
 from rl_router.config import typed
 from rl_router.data.routing_table import RoutingTable
@@ -35,7 +40,7 @@ from rl_router.embeddings import embed_queries
 from rl_router.eval.table_eval import evaluate_router_on_table, table_columns
 from rl_router.rollout.env_factory import env_factory
 from rl_router.rollout.live_table import collect_routing_table
-from rl_router.routers.policy import PolicyRouter, build_policy
+from rl_router.routers.policy import PolicyRouter, build_policy, pool_descriptors
 from rl_router.run import VALIDATION_DIR, start_run
 from rl_router.trainers import ppo
 
@@ -70,6 +75,39 @@ def route_metrics(model_names: Sequence[str]) -> Callable[[dict[str, Any]], dict
     return metrics
 
 
+def budget_usage(budget: BudgetConfig, model_names: Sequence[str]) -> ppo.UsageFn | None:
+    """What a step uses of ``budget``: its list-price dollars, or 1 where it picked the capped model.
+
+    Returns None when no budget is set.
+
+    Raises:
+        ValueError: the share budget names a model the pool lacks (the message lists the pool's).
+    """
+    if not budget.enabled:
+        return None
+    if budget.model is not None:
+        if budget.model not in model_names:
+            raise ValueError(
+                f"trainer.budget.share.{budget.model}: the pool has no model {budget.model!r}; "
+                f"its models are {list(model_names)}"
+            )
+        capped = list(model_names).index(budget.model)
+        return lambda info, actions: (np.asarray(actions) == capped).astype(np.float64)
+
+    def dollars(info: dict[str, Any], actions: np.ndarray) -> np.ndarray:
+        final = info["final_info"]  # select episodes end every step: each sub-env's cost is here
+        return np.where(final["_cost_usd"], final["cost_usd"], 0.0).astype(np.float64)
+
+    return dollars
+
+
+def budget_reached(budget: BudgetConfig, overall: dict[str, Any]) -> float:
+    """What the router's greedy decisions spent on a report's rows, in the budget's unit."""
+    if budget.model is not None:
+        return overall["router"]["route_share"][budget.model]
+    return overall["router"]["dollars_per_query"]
+
+
 def train(cfg: DictConfig, run_dir: Path, progress: bool = True) -> dict[str, Any]:
     """Train the configured router in ``run_dir`` and evaluate it on the held-out split.
 
@@ -79,6 +117,11 @@ def train(cfg: DictConfig, run_dir: Path, progress: bool = True) -> dict[str, An
     # ---------------------------------------------------------------- setup
     run = start_run(cfg, run_dir, groups=("data", "policy"))  # every group's checks run before any work
     env_cfg, trainer_cfg = typed(cfg.env), typed(cfg.trainer)
+    budget = trainer_cfg.budget
+    usage = budget_usage(budget, [d.name for d in pool_descriptors(cfg.pool)])  # a misspelt model stops here
+    if budget.enabled and env_cfg.alpha != 0.0:
+        log.info("trainer.budget prices cost by its multiplier: env.alpha=%g is set to 0", env_cfg.alpha)
+        env_cfg = dataclasses.replace(env_cfg, alpha=0.0)
     logger = run.logger
 
     # ---------------------------------------------------------------- data and pool
@@ -133,6 +176,7 @@ def train(cfg: DictConfig, run_dir: Path, progress: bool = True) -> dict[str, An
             resume=run.resumed,
             trust_pickles=cfg.trust_pickles,
             metrics_fn=route_metrics([d.name for d in descriptors]),
+            budget_usage=usage,
         )
         envs.close()
     finally:
@@ -153,6 +197,13 @@ def train(cfg: DictConfig, run_dir: Path, progress: bool = True) -> dict[str, An
         eval_metrics |= {
             f"{split}/{k}": overall[k] for k in ("apgr", "cpt50", "cpt80") if overall.get(k) is not None
         }
+    if budget.enabled:  # held-out greedy decisions against the budget trained for
+        eval_metrics |= {"eval/budget/target": budget.target}
+        eval_metrics |= {
+            f"{split}/budget/reached": budget_reached(budget, rep["overall"])
+            for split, rep in (("val", validation), ("eval", report))
+        }
+        log.info("budget %g: reached %g on the test rows", budget.target, eval_metrics["eval/budget/reached"])
     logger.log(eval_metrics, result["global_step"])
     logger.finish()
     print((run_dir / "report.md").read_text())

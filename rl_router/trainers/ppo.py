@@ -5,6 +5,13 @@ set up, then per update *rollout* (``num_steps`` steps of ``num_envs`` envs), *a
 *update* (``update_epochs`` passes of clipped-objective minibatch SGD), *log* and *checkpoint*. The
 maths lives in :mod:`rl_router.trainers.ppo_math`.
 
+With a budget (``trainer.budget``, :class:`rewards.budget.BudgetConfig`) the objective is constrained,
+``max E[reward] s.t. E[usage] <= target``, by a Lagrange multiplier: every step's reward becomes
+``reward - lam * usage / target``, and after each rollout *budget* moves ``lam`` by dual ascent on
+what the policy's greedy (argmax) decisions of the rollout used (:mod:`rewards.budget`; its state is
+saved in every checkpoint). What "usage" is (dollars, or picks of one model) the caller says with
+``budget_usage``.
+
 Contract with the env:
 
 * a vector env whose sub-envs reset in the same step they end
@@ -24,7 +31,7 @@ import time
 import warnings
 from collections import defaultdict, deque
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +44,7 @@ from torch import nn
 from torch.distributions import Categorical
 from tqdm.auto import tqdm
 
+from rewards.budget import BudgetConfig, BudgetPenalty, LagrangeMultiplier
 from rl_router import checkpoint as ckpt
 from rl_router.loggers import JsonlLogger, Logger, NullLogger
 from rl_router.run import METRICS, seed_everything, trim_jsonl
@@ -52,6 +60,11 @@ from rl_router.trainers.ppo_math import (
 MetricsFn = Callable[[dict[str, Any]], dict[str, float]]
 """Called with the vector env's ``info`` after every step; returns metrics (full keys such as
 ``train/reward/cost`` or ``rollout/route_share/<model>``), averaged over the rollout and logged."""
+
+UsageFn = Callable[[dict[str, Any], np.ndarray], np.ndarray]
+"""With a budget: called with the vector env's ``info`` and the actions ``[N]`` after every step;
+returns what each sub-env's step used of the budgeted resource, ``[N]`` (e.g. dollars, or 1 where the
+capped model was picked)."""
 
 
 @dataclass
@@ -79,6 +92,7 @@ class PPOConfig:
     checkpoint_every: int = 0  # environment steps between checkpoints (whole updates); 0: only at the end
     keep_checkpoints: int = 3  # newest checkpoints kept on disk
     seed: int = 0  # seeds python, numpy, torch, the minibatch order and the first env reset
+    budget: BudgetConfig = field(default_factory=BudgetConfig)  # a cap on spend (Lagrangian); off by default
 
     @property
     def batch_size(self) -> int:
@@ -148,6 +162,7 @@ def train(
     resume: bool = False,
     metrics_fn: MetricsFn | None = None,
     trust_pickles: bool = False,
+    budget_usage: UsageFn | None = None,
 ) -> dict[str, Any]:
     """Train ``policy`` with PPO on ``envs`` for ``cfg.total_steps`` environment steps.
 
@@ -166,6 +181,8 @@ def train(
         trust_pickles: let ``resume`` read a checkpoint of an older version, which is a pickle and
             runs code when loaded (:func:`rl_router.checkpoint.load_checkpoint`): only for runs you
             wrote yourself. Without it such a checkpoint is refused.
+        budget_usage: what each step used of ``cfg.budget``'s resource; needed exactly when a
+            budget is set.
 
     Returns:
         The last logged metrics plus ``global_step``, ``mean_return`` (over the last 20 episodes)
@@ -183,6 +200,12 @@ def train(
         raise ValueError(f"trainer.num_envs={cfg.num_envs} but the vector env has {envs.num_envs} sub-envs")
     if resume and run_dir is None:
         raise ValueError("resume=True needs the run_dir to resume from")
+    if cfg.budget.enabled != (budget_usage is not None):
+        raise ValueError(
+            "trainer.budget is set but train() got no budget_usage to measure it"
+            if cfg.budget.enabled
+            else "train() got a budget_usage but trainer.budget is off: set cost_per_query or share"
+        )
     envs = RecordEpisodeStatistics(envs)
     logger = logger or NullLogger()
     latest = ckpt.latest_checkpoint(run_dir) if resume else None
@@ -200,6 +223,12 @@ def train(
     rewards = torch.zeros((n_steps, n_envs))
     dones = torch.zeros((n_steps, n_envs))
     values = torch.zeros((n_steps, n_envs))
+    greedy = torch.zeros((n_steps, n_envs), dtype=torch.long)  # argmax actions: the budget's measure
+    usage = np.zeros((n_steps, n_envs))  # what each step used of the budget
+    lam = penalty = None
+    if cfg.budget.enabled:
+        lam = LagrangeMultiplier(cfg.budget.target, cfg.budget.lambda_lr, n_actions)
+        penalty = BudgetPenalty(cfg.budget.target)
 
     if latest is None:
         seed_everything(cfg.seed)
@@ -213,6 +242,10 @@ def train(
         shuffle_rng = np.random.default_rng()
         shuffle_rng.bit_generator.state = state["shuffle_rng"]
         global_step, start_update, recent = state["global_step"], state["update"] + 1, state["recent_returns"]
+        if lam is not None:
+            if state.get("budget") is None:
+                raise ValueError(f"{latest} was trained without trainer.budget: resume it without one")
+            lam.load_state_dict(state["budget"])
         if state["env_state"] is not None:
             ckpt.restore_env_state(envs, state["env_state"])
             next_obs, next_mask = state["next_obs"], state["next_mask"]
@@ -243,10 +276,16 @@ def train(
                 dist = Categorical(logits=logits)
                 action = dist.sample()
             actions[t], logprobs[t], values[t] = action, dist.log_prob(action), value
+            greedy[t] = logits.argmax(-1)
 
             next_obs_np, reward, terminated, truncated, info = envs.step(action.numpy())
             global_step += n_envs
             reward = torch.as_tensor(reward, dtype=torch.float32)
+            if lam is not None:  # the Lagrangian's reward: outcome - lam * usage / target
+                usage[t] = budget_usage(info, action.numpy())
+                term = torch.as_tensor(penalty([None] * n_envs, usage[t], lam.value), dtype=torch.float32)
+                reward += term
+                extra["train/reward/budget"].append(float(term.mean()))
             # A time limit is not a real end: bootstrap from the observation it cut off.
             cut = np.flatnonzero(truncated & ~terminated)
             if len(cut):
@@ -263,6 +302,11 @@ def train(
             if metrics_fn is not None:
                 for key, value in metrics_fn(info).items():
                     extra[key].append(float(value))
+
+        # ------------------------------------------------------------ budget
+        if lam is not None:  # dual ascent on what this rollout spent; the next rollout pays the new lam
+            lr_scale = optimizer.param_groups[0]["lr"] / cfg.lr  # lam's step anneals with the policy's
+            budget_metrics = lam.step(usage, actions.numpy(), greedy.numpy(), lr_scale)
 
         # ------------------------------------------------------------ advantages
         with torch.no_grad():
@@ -316,6 +360,8 @@ def train(
         shares = np.bincount(actions.flatten().numpy(), minlength=n_actions) / cfg.batch_size
         metrics.update({f"rollout/action_share/{a}": float(s) for a, s in enumerate(shares)})
         metrics.update({key: float(np.mean(vals)) for key, vals in extra.items()})
+        if lam is not None:
+            metrics.update({f"train/budget/{key}": value for key, value in budget_metrics.items()})
         if jsonl is not None:
             jsonl.log(metrics, global_step)
         logger.log(metrics, global_step)
@@ -338,6 +384,7 @@ def train(
                 "next_mask": next_mask,
                 "episode_stats": (envs.episode_returns, envs.episode_lengths, envs.prev_dones),
                 "recent_returns": list(recent_returns),
+                "budget": None if lam is None else lam.state_dict(),
                 "config": asdict(cfg),
             }
             saved = ckpt.save_checkpoint(

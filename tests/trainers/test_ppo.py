@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import gymnasium as gym
 import numpy as np
@@ -13,6 +14,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
+from rewards.budget import BudgetConfig
 from rl_router.cli import conf_dir
 from rl_router.policies.mlp import ActorCritic
 from rl_router.policies.router_policy import RouterPolicy
@@ -147,3 +149,105 @@ def test_ppo_yaml_composes_against_its_schema(tmp_path):
     got = (trainer.lr, trainer.clip_coef, trainer.update_epochs, trainer.ent_coef, trainer.max_grad_norm)
     assert got == (3e-4, 0.2, 4, 0.01, 0.5)
     assert trainer.batch_size == 32 and trainer.seed == 7
+
+
+class PricedBandit(gym.Env):
+    """A two-model router in miniature, its query's difficulty ``-obs[0]``.
+
+    The cheap model (action 0) scores 1 on easy queries (``obs[0] > 0``) and less the harder a hard one
+    is (``1 + obs[0]``); the strong one (action 1) scores 1 on hard queries, 0.5 on easy ones. Always
+    taking the better model sends half the queries to the strong one; a budget of less sends the
+    hardest. ``state_dict`` makes a resumed run go on exactly.
+    """
+
+    def __init__(self) -> None:
+        self.observation_space = spaces.Box(-1.0, 1.0, shape=(3,), dtype=np.float32)
+        self.action_space = spaces.Discrete(2)
+        self._obs = np.zeros(3, dtype=np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self._obs = self.np_random.uniform(-1, 1, size=3).astype(np.float32)
+        return self._obs, {}
+
+    def step(self, action):
+        easy = self._obs[0] > 0
+        reward = 1.0 + min(0.0, float(self._obs[0])) if action == 0 else (0.5 if easy else 1.0)
+        return self._obs, reward, True, False, {"cost_usd": 0.001 if action == 1 else 0.0}
+
+    def state_dict(self) -> dict:
+        return {"rng": self.np_random.bit_generator.state, "obs": self._obs.tolist()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.np_random = np.random.Generator(np.random.PCG64())
+        self.np_random.bit_generator.state = state["rng"]
+        self._obs = np.asarray(state["obs"], dtype=np.float32)
+
+
+def strong_picks(info: dict, actions: np.ndarray) -> np.ndarray:
+    """Usage of a share budget on the strong model: 1 where it was picked."""
+    return (actions == 1).astype(float)
+
+
+def budget_run(
+    tmp_path, share: float, total_steps: int = 3200, resume: bool = False, lambda_lr: float = 0.005, **kwargs
+) -> tuple[dict, list[dict]]:
+    torch.manual_seed(0)
+    budget = BudgetConfig(share={"strong": share}, lambda_lr=lambda_lr)
+    cfg = PPOConfig(
+        lr=3e-3, num_envs=8, num_steps=4, total_steps=total_steps, num_minibatches=1, budget=budget, **kwargs
+    )
+    policy = RouterPolicy(obs_dim=3, num_actions=2, query_hidden=[32], score_hidden=[32], value_hidden=[32])
+    envs = make_vec_env([PricedBandit for _ in range(8)])
+    result = train(
+        cfg, envs, policy, run_dir=tmp_path, progress=False, resume=resume, budget_usage=strong_picks
+    )
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    return result, rows
+
+
+def test_budget_multiplier_rises_while_overspending_and_the_policy_moves_to_the_budget(tmp_path):
+    _, rows = budget_run(tmp_path, share=0.25)
+    lam = [r["train/budget/lambda"] for r in rows]
+    measured = [r["train/budget/measured"] for r in rows]
+    assert max(lam) > 0.1  # the best models' 50% overspends a 25% budget: lam rises
+    # lam rises exactly in the rollouts whose greedy share is over the budget, falls in the others,
+    # by steps that anneal with the policy's learning rate
+    scale = [r["train/optim/lr"] / 3e-3 for r in rows]
+    for before, after, m, k in zip([0.0, *lam], lam, measured, scale, strict=False):
+        assert after == pytest.approx(max(0.0, before + 0.005 * k * (m - 0.25) / 0.25))
+    assert abs(np.mean(measured[-20:]) - 0.25) < 0.08  # the greedy share settles near the budget
+    assert all(r["train/reward/budget"] <= 0 for r in rows)  # the penalty only ever takes away
+
+
+def test_a_slack_budget_ends_with_a_zero_multiplier(tmp_path):
+    _, rows = budget_run(tmp_path, share=0.75)
+    lam = [r["train/budget/lambda"] for r in rows]
+    assert lam[-1] == 0.0 and all(v == 0.0 for v in lam[-20:])  # the best models use 50% < 75%
+    assert all(r["train/budget/measured"] < 0.75 for r in rows[-20:])
+
+
+def test_resumed_budget_run_continues_the_multiplier_exactly(tmp_path):
+    _, rows = budget_run(tmp_path, share=0.25, total_steps=1600, checkpoint_every=800)
+    saved = json.loads((tmp_path / "checkpoints" / "step_0000000800" / "trainer_state.json").read_text())
+    assert saved["budget"]["value"] == rows[24]["train/budget/lambda"]  # plain JSON, the step-800 lam
+    shutil.rmtree(tmp_path / "checkpoints" / "step_0000001600")  # as if the run had stopped at step 800
+    _, resumed = budget_run(tmp_path, share=0.25, total_steps=1600, checkpoint_every=800, resume=True)
+    keys = ("train/budget/lambda", "train/budget/measured", "train/reward/budget", "train/loss/policy")
+    assert [[r[k] for k in keys] for r in resumed] == [[r[k] for k in keys] for r in rows]
+
+
+def test_a_budget_needs_its_usage_and_a_usage_needs_a_budget():
+    budget = BudgetConfig(share={"strong": 0.25})
+    cfg = PPOConfig(num_envs=2, num_steps=4, num_minibatches=1, total_steps=8, budget=budget)
+    with pytest.raises(ValueError, match="no budget_usage"):
+        train(cfg, make_vec_env([PricedBandit] * 2), ActorCritic(3, 2), progress=False)
+    plain = PPOConfig(num_envs=2, num_steps=4, num_minibatches=1, total_steps=8)
+    with pytest.raises(ValueError, match="trainer.budget is off"):
+        train(
+            plain,
+            make_vec_env([PricedBandit] * 2),
+            ActorCritic(3, 2),
+            progress=False,
+            budget_usage=strong_picks,
+        )
