@@ -20,6 +20,8 @@ from rewards.format import (
     format_think_content,
     format_think_first,
 )
+from rewards.hard_budget import EpisodeBudget, HardBudgetConfig
+from rewards.ledger import CostLedger, UnpricedModelError, check_priced, worst_case_usd
 from rewards.outcome import (
     Completion,
     VerifierOutcome,
@@ -31,6 +33,12 @@ from rewards.outcome import (
 )
 
 __all__ = [
+    "worst_case_usd",
+    "check_priced",
+    "UnpricedModelError",
+    "HardBudgetConfig",
+    "EpisodeBudget",
+    "CostLedger",
     "BudgetConfig",
     "BudgetMemReward",
     "BudgetPenalty",
