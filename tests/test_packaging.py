@@ -13,12 +13,22 @@ def test_envs_and_rewards_are_this_repos_packages():
     assert Path(rewards.__file__).resolve().parent == REPO / "rewards"
 
 
-def test_pyproject_lists_packages_explicitly():
+def test_the_wheel_carries_every_package_of_ours_and_nothing_else():
+    """Packages are found from pyproject's include list: a new subpackage cannot be left out of a wheel."""
     import tomllib
 
+    from setuptools import find_packages
+
     meta = tomllib.loads((REPO / "pyproject.toml").read_text())
-    packages = meta["tool"]["setuptools"]["packages"]
-    assert {"rl_router", "envs", "rewards"} <= set(packages)
+    include = meta["tool"]["setuptools"]["packages"]["find"]["include"]
+    found = set(find_packages(where=str(REPO), include=include))
+    ours = {
+        ".".join(p.parent.relative_to(REPO).parts)
+        for root in ("rl_router", "envs", "rewards")
+        for p in (REPO / root).rglob("__init__.py")
+    }
+    assert {"rl_router.rollout", "rl_router.routers", "rl_router.recipes"} <= ours
+    assert found == ours, f"missing from the wheel: {sorted(ours - found)}; extra: {sorted(found - ours)}"
     assert meta["project"]["scripts"]["rl-router"] == "rl_router.cli:main"
     # the CPU torch pin: an unpinned torch pulls GBs of CUDA wheels
     assert "torch==2.13.0" in meta["project"]["dependencies"]
