@@ -67,6 +67,21 @@ def load_splits(cfg: DictConfig, trainer_cfg: GRPOTrainerConfig) -> tuple[list[d
     return train_rows, test_rows
 
 
+def resumed_multiplier(state: dict[str, Any], trainer_cfg: GRPOTrainerConfig, checkpoint: Path) -> float:
+    """The budget's ``lam`` saved in a checkpoint's rollout state (0 without a budget).
+
+    Raises:
+        ValueError: the run and the checkpoint disagree on whether a budget is set.
+    """
+    saved = state.get("budget")
+    if trainer_cfg.budget.enabled != (saved is not None):
+        raise ValueError(
+            f"{checkpoint} was trained {'with' if saved is not None else 'without'} trainer.budget: "
+            f"resume it {'with the same budget' if saved is not None else 'without one'}"
+        )
+    return float(saved["lambda"]) if saved is not None else 0.0
+
+
 def train(cfg: DictConfig, run_dir: Path, progress: bool | None = None) -> dict[str, Any]:
     """Warm-start (SFT), train (GRPO) and evaluate an LLM router in ``run_dir``.
 
@@ -129,8 +144,11 @@ def train(cfg: DictConfig, run_dir: Path, progress: bool | None = None) -> dict[
 
         # ------------------------------------------------------------ GRPO
         normalizer = PercentileCostNormalizer(window=env_cfg.cost_window)  # one window for every episode
+        multiplier = 0.0  # the budget's lam (trainer.budget)
         if last is not None and (Path(last) / ROLLOUT_STATE).is_file():
-            normalizer.load_state_dict(json.loads((Path(last) / ROLLOUT_STATE).read_text())["normalizer"])
+            state = json.loads((Path(last) / ROLLOUT_STATE).read_text())
+            normalizer.load_state_dict(state["normalizer"])
+            multiplier = resumed_multiplier(state, trainer_cfg, Path(last))
         # the envs leave the cost term to the bridge, which scores each generation batch as one
         make_env = env_factory(env_cfg, pool=pool, count_tokens=count_tokens, defer_cost=True)
         driver = RolloutDriver(
@@ -146,8 +164,10 @@ def train(cfg: DictConfig, run_dir: Path, progress: bool | None = None) -> dict[
                 "top_k": trainer_cfg.top_k,
                 "chunk": trainer_cfg.generation_chunk,
             },
+            budget=trainer_cfg.budget,
+            multiplier=multiplier,
         )
-        funcs, _ = reward_functions()
+        funcs, _ = reward_functions(trainer_cfg.budget.enabled)
         rollouts_path = run_dir / ROLLOUTS if trainer_cfg.log_rollouts else None
         bridge = metrics_callback(rollout, names, logger, trainer_cfg.progress, rollouts_path)
         trainer = GRPOTrainer(

@@ -16,6 +16,13 @@ the generation backend from the trainer and converts the typed
 forwards to the reward functions: :class:`EpisodeReward` (the env's reward, weight 1) and one
 :class:`EpisodeTerm` per reward term (weight 0, logged on its own as ``train/reward/<term>``).
 
+With a budget (``trainer.budget``, :class:`rewards.budget.BudgetConfig`) the objective is the same
+Lagrangian as PPO's: :meth:`TRLRollout.score` adds ``-lam * usage / target`` to every episode's reward
+(logged as the ``budget`` term) and then moves ``lam`` by projected dual ascent on the batch's mean
+usage: an episode's dollars, or the share of its routes that went to the capped model. Unlike PPO's,
+the measure is the *sampled* episodes' (a greedy replay of every batch would double the rollout
+cost); ``lam`` is saved in every checkpoint with the cost window.
+
 GPU notes (not testable on the CPU machines this was written on): ``trainer.use_vllm=true`` makes
 each turn one call of TRL's own vLLM engine (``trainer.vllm_generation``, weights synced by TRL
 before every rollout), with the stop strings and the per-turn token cap passed as vLLM sampling
@@ -33,10 +40,11 @@ import json
 import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rewards.budget import BudgetConfig, BudgetPenalty, dual_ascent
 from rewards.combine import RouterR1Reward
 from rewards.cost import PercentileCostNormalizer
 from rl_router.generation import (
@@ -56,6 +64,7 @@ if TYPE_CHECKING:
 LOSS_TYPES = ("grpo", "dapo", "dr_grpo", "bnpo", "cispo", "sapo")
 SCALE_REWARDS = ("group", "batch", "none")
 REWARD_TERMS = ("format", "outcome", "cost", "cost_usd")  # the env's info["reward_terms"] keys
+BUDGET_TERM = "budget"  # the Lagrangian's term, set by TRLRollout.score under trainer.budget
 ROLLOUT_STATE = "rollout_state.json"  # the cost normaliser's window, saved in every TRL checkpoint
 
 
@@ -108,6 +117,7 @@ class GRPOTrainerConfig:
     log_rollouts: bool = True  # write every training episode to <run>/rollouts.jsonl
     progress: bool = True  # show TRL's progress bar and print one line per logged step
     seed: int = 0  # seeds python, numpy, torch, TRL's sampler and the generation
+    budget: BudgetConfig = field(default_factory=BudgetConfig)  # a cap on spend (Lagrangian); off by default
 
     @property
     def generation_batch_size(self) -> int:
@@ -217,6 +227,8 @@ class TRLRollout:
             one place that combines an episode's format, outcome and cost terms.
         generation: :class:`~rl_router.generation.HFTurnGenerator` options for training
             (``temperature``, ``top_p``, ``top_k``, ``chunk``).
+        budget: A cap on spend (``trainer.budget``); None or off: the plain reward.
+        multiplier: The budget's ``lam`` to start from (a resumed run's).
     """
 
     def __init__(
@@ -225,11 +237,17 @@ class TRLRollout:
         normalizer: PercentileCostNormalizer,
         reward: RouterR1Reward,
         generation: Mapping[str, Any] | None = None,
+        budget: BudgetConfig | None = None,
+        multiplier: float = 0.0,
     ):
         self.driver = driver
         self.normalizer = normalizer
         self.reward = reward
         self.generation = dict(generation or {})
+        self.budget = budget if budget is not None and budget.enabled else None
+        self.penalty = BudgetPenalty(self.budget.target) if self.budget else None
+        self.multiplier = float(multiplier)  # the budget's lam
+        self.budget_metrics: dict[str, float] = {}  # the last dual step's, for the logger
         self.episodes: list[dict[str, Any]] = []  # finished episodes since the last take_episodes()
         self.seconds = 0.0
 
@@ -278,6 +296,36 @@ class TRLRollout:
         for episode, cost_term, reward in zip(episodes, cost_terms, rewards, strict=True):
             episode["reward_terms"]["cost"] = cost_term
             episode["reward"] = reward
+        if self.budget is not None:
+            self.charge_budget(episodes)
+
+    def budget_usage(self, episode: Mapping[str, Any]) -> float:
+        """What one episode used of the budget: its dollars, or its routes' share to the capped model."""
+        assert self.budget is not None
+        if self.budget.model is None:
+            return float(episode["cost_usd"])
+        calls = episode["calls"]
+        total = sum(calls.values())
+        return calls.get(self.budget.model, 0) / total if total else 0.0
+
+    def charge_budget(self, episodes: Sequence[dict[str, Any]]) -> None:
+        """Add ``-lam * usage / target`` to each episode's reward, then take the dual step on the batch."""
+        assert self.budget is not None and self.penalty is not None
+        usage = [self.budget_usage(e) for e in episodes]
+        terms = self.penalty([e["completion"] for e in episodes], usage=usage, multiplier=self.multiplier)
+        for episode, term in zip(episodes, terms, strict=True):
+            episode["reward_terms"]["budget"] = term
+            episode["reward"] = float(episode["reward"]) + float(term)
+        measured = float(sum(usage) / len(usage)) if usage else 0.0
+        self.multiplier = dual_ascent(self.multiplier, measured, self.budget.target, self.budget.lambda_lr)
+        self.budget_metrics = {"train/budget/lambda": self.multiplier, "train/budget/measured": measured}
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a resumed run needs: the cost window and the budget's ``lam`` (None without a budget)."""
+        return {
+            "normalizer": self.normalizer.state_dict(),
+            "budget": None if self.budget is None else {"lambda": self.multiplier},
+        }
 
     @contextlib.contextmanager
     def generator(self, trainer: Any) -> Iterator[TurnGenerator]:
@@ -342,9 +390,13 @@ class EpisodeTerm:
         return [None if t.get(self.name) is None else float(t[self.name]) for t in reward_terms]
 
 
-def reward_functions() -> tuple[list[Any], list[float]]:
-    """TRL's ``reward_funcs`` and ``reward_weights``: the episode reward, then each term at weight 0."""
-    return [EpisodeReward(), *(EpisodeTerm(t) for t in REWARD_TERMS)], [1.0] + [0.0] * len(REWARD_TERMS)
+def reward_functions(budget: bool = False) -> tuple[list[Any], list[float]]:
+    """TRL's ``reward_funcs`` and ``reward_weights``: the episode reward, then each term at weight 0.
+
+    With ``budget`` the Lagrangian's ``budget`` term is logged too (it is already in the reward).
+    """
+    terms = (*REWARD_TERMS, BUDGET_TERM) if budget else REWARD_TERMS
+    return [EpisodeReward(), *(EpisodeTerm(t) for t in terms)], [1.0] + [0.0] * len(terms)
 
 
 # ------------------------------------------------------------------------------------- logging
@@ -404,6 +456,7 @@ def metrics_callback(
                     for episode in episodes:
                         record = {k: v for k, v in episode.items() if k not in ("prompt", "index")}
                         f.write(json.dumps({"step": state.global_step, **record}) + "\n")
+            metrics.update(rollout.budget_metrics)
             metrics["rollout/seconds"] = rollout.seconds
             rollout.seconds = 0.0
             logger.log(metrics, state.global_step)
@@ -424,8 +477,7 @@ def metrics_callback(
         def on_save(self, args: Any, state: Any, control: Any, **kw: Any):
             folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             if folder.is_dir() and rollout.normalizer is not None:
-                state_file = folder / ROLLOUT_STATE
-                state_file.write_text(json.dumps({"normalizer": rollout.normalizer.state_dict()}))
+                (folder / ROLLOUT_STATE).write_text(json.dumps(rollout.state_dict()))
 
     return MetricsBridge()
 
@@ -448,7 +500,7 @@ def grpo_args(cfg: GRPOTrainerConfig, output_dir: Path) -> Any:
         "include_stop_str_in_output": True,
         "max_tokens": cfg.max_turn_tokens,
     }
-    _, weights = reward_functions()
+    _, weights = reward_functions(cfg.budget.enabled)
     return GRPOConfig(
         output_dir=str(output_dir),
         learning_rate=cfg.lr,

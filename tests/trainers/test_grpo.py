@@ -265,6 +265,43 @@ def test_a_batch_of_episodes_is_cost_normalised_together(tok):
     assert [e["reward_terms"]["cost"] for e in episodes] == [t["cost"] for t in out["reward_terms"]]
 
 
+def test_a_share_budget_prices_overspending_and_moves_lambda_by_dual_ascent(tok):
+    """GRPO under trainer.budget: ``-lam * usage / target`` joins the reward; lam rises, then falls."""
+    from rewards.budget import BudgetConfig
+
+    pool = fake_pool()
+    driver = RolloutDriver(grpo_env_factory(pool, tok), ROWS, tok, 64, 512)
+    budget = BudgetConfig(share={"fake-large": 0.25}, lambda_lr=0.5)
+    rollout = TRLRollout(driver, warm_normalizer(), RouterR1Reward(alpha=0.6), budget=budget, multiplier=0.2)
+    prompts = prompts_for(pool, ROWS[:2], 2)
+    out = rollout.play(prompts, ScriptedRouter(tok, spend_differently), 2)
+    # spend_differently routes: none, small, large, large twice -> large's share of routes 0, 0, 1, 1
+    assert [t["budget"] for t in out["reward_terms"]] == pytest.approx([0.0, 0.0, -0.8, -0.8])
+    plain = [1.0 * (0.4 + 0.6 * t["cost"]) for t in out["reward_terms"]]
+    assert out["episode_reward"] == pytest.approx(
+        [p + t["budget"] for p, t in zip(plain, out["reward_terms"], strict=True)]
+    )
+    # measured share 0.5 over a target of 0.25: lam += 0.5 * 0.25 / 0.25
+    assert rollout.multiplier == pytest.approx(0.7)
+    assert rollout.state_dict()["budget"] == {"lambda": pytest.approx(0.7)}
+    rollout.play(prompts_for(pool, ROWS[:1], 2), ScriptedRouter(tok, route_then_answer("fake-small")), 2)
+    assert rollout.multiplier == pytest.approx(0.2)  # share 0, under the cap: lam -= 0.5 * 0.25 / 0.25
+    funcs, weights = reward_functions(budget=True)
+    assert [f.__name__ for f in funcs][-1] == "budget" and weights[-1] == 0.0
+
+
+def test_resuming_with_a_different_budget_setting_is_refused(tmp_path):
+    from rewards.budget import BudgetConfig
+    from rl_router.recipes.llm_router_grpo import resumed_multiplier
+
+    with_budget = GRPOTrainerConfig(budget=BudgetConfig(cost_per_query=1e-6))
+    assert resumed_multiplier({"budget": {"lambda": 0.3}}, with_budget, tmp_path) == 0.3
+    with pytest.raises(ValueError, match="trained without trainer.budget"):
+        resumed_multiplier({"budget": None}, with_budget, tmp_path)
+    with pytest.raises(ValueError, match="with the same budget"):
+        resumed_multiplier({"budget": {"lambda": 0.3}}, GRPOTrainerConfig(), tmp_path)
+
+
 def test_the_bridge_refuses_envs_that_score_their_own_cost(tok):
     pool = fake_pool()
     normalizer = warm_normalizer()
