@@ -13,6 +13,7 @@ from hydra.core.config_store import ConfigStore
 
 def schemas() -> list[tuple[str | None, str, type]]:
     """(group, name, dataclass) of every schema; imports are local so ``rl-router --help`` starts fast."""
+    from envs.agent_steps import AgentStepsConfig
     from envs.multi_llm_qa import MultiLLMQAConfig
     from rl_router.config import NullLoggerConfig, TrainConfig, WandbLoggerConfig
     from rl_router.data.fanout_qa import FanOutQADataConfig
@@ -35,6 +36,7 @@ def schemas() -> list[tuple[str | None, str, type]]:
         (None, "base_export", ExportConfig),
         (None, "base_calibrate", CalibrateConfig),
         ("env", "multi_llm_qa_schema", MultiLLMQAConfig),
+        ("env", "agent_steps_schema", AgentStepsConfig),
         ("policy", "router_schema", RouterPolicyConfig),
         ("policy", "mlp_schema", MLPPolicyConfig),
         ("trainer", "ppo_schema", PPOConfig),

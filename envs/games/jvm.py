@@ -1,4 +1,4 @@
-"""The lifetime of a game's JVM: it stops on ``close``, on garbage collection, at exit, and when its owner dies.
+"""A game's JVM stops on ``close``, on garbage collection, at exit, and when its owner dies.
 
 Both game packages start their simulator with py4j's ``launch_gateway(die_on_exit=True)``: a
 ``java ... py4j.GatewayServer --die-on-broken-pipe`` child whose stdin is a pipe from this process.
@@ -15,6 +15,7 @@ The JVM reads that pipe and exits when a line arrives or the pipe closes. So:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import weakref
@@ -29,10 +30,8 @@ def _close_inherited_pipes() -> None:
     """In a forked child: drop the copies of every JVM's stdin pipe, so a parent's death still ends it."""
     for proc in list(_LIVE.values()):
         for stream in (proc.stdin, proc.stdout):
-            try:
+            with contextlib.suppress(OSError, ValueError, AttributeError):
                 os.close(stream.fileno())
-            except (OSError, ValueError, AttributeError):
-                pass
     _LIVE.clear()
 
 
@@ -44,10 +43,8 @@ def stop_jvm(gateway: Any, proc: subprocess.Popen, owner_pid: int) -> None:
     if os.getpid() != owner_pid:
         return
     _LIVE.pop(proc.pid, None)
-    try:
+    with contextlib.suppress(Exception):  # a JVM that already died leaves a broken socket
         gateway.shutdown()
-    except Exception:  # a JVM that already died leaves a broken socket: nothing left to shut
-        pass
     if proc.poll() is None:
         try:  # py4j's documented way to end a die-on-broken-pipe server (py4j issue #320)
             proc.stdin.write(b"\n")

@@ -35,7 +35,8 @@ class GameTask:
     @classmethod
     def from_row(cls, row: Any) -> GameTask:
         """The task of a dataset row (``game``, ``seed``, ``fold``, ``params`` keys)."""
-        return cls(str(row["game"]), int(row["seed"]), str(row.get("fold", "train")), str(row.get("params", "")))
+        fold, params = str(row.get("fold", "train")), str(row.get("params", ""))
+        return cls(str(row["game"]), int(row["seed"]), fold, params)
 
 
 @dataclass

@@ -18,12 +18,16 @@ from typing import Any
 
 import gymnasium as gym
 
+from envs.agent_steps import AgentStepsConfig
 from envs.multi_llm_qa import MultiLLMQAConfig
 from rl_router.config import construct
 from rl_router.pool.types import CandidatePool
 
 # env class -> its schema: the only envs a config may name
-ENV_SCHEMAS: dict[str, type] = {"envs.multi_llm_qa.MultiLLMQAEnv": MultiLLMQAConfig}
+ENV_SCHEMAS: dict[str, type] = {
+    "envs.multi_llm_qa.MultiLLMQAEnv": MultiLLMQAConfig,
+    "envs.agent_steps.AgentStepsEnv": AgentStepsConfig,
+}
 
 
 def env_schema(env_cfg: Any) -> Any:
