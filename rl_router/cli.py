@@ -1,8 +1,9 @@
-"""``rl-router train | eval | export | calibrate [hydra overrides]``.
+"""``rl-router train | eval | export | calibrate | serve [hydra overrides]``.
 
 Each command is a Hydra app over ``conf/`` (the root configs ``config.yaml``, ``eval.yaml``,
-``export.yaml`` and ``calibrate.yaml``), so every Hydra feature works: ``key=value`` overrides,
-``--multirun`` sweeps, ``--cfg job`` to print the composed config. Only this module touches ``DictConfig``.
+``export.yaml``, ``calibrate.yaml`` and ``serve.yaml``), so every Hydra feature works: ``key=value``
+overrides, ``--multirun`` sweeps, ``--cfg job`` to print the composed config. Only this module
+touches ``DictConfig``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ COMMANDS = {
         "calibrate",
         "set a policy router's operating point: `checkpoint=<run | export> target.share=<0..1>` "
         "or `target.cost_per_query=<usd>`",
+    ),
+    "serve": (
+        "serve",
+        "an OpenAI-compatible endpoint on Ray Serve: `checkpoint=<run | export | repo id> [pool=<option>]`",
     ),
 }
 
@@ -60,6 +65,7 @@ def usage() -> str:
         "  rl-router train --cfg job            # print the composed config",
         "  rl-router eval checkpoint=outputs/default/<date>_<time>",
         "  rl-router calibrate checkpoint=outputs/default/<date>_<time> target.share=0.3",
+        "  rl-router serve checkpoint=outputs/default/<date>_<time> pool=<option> serve.port=8000",
     ]
     return "\n".join(lines)
 
@@ -95,11 +101,18 @@ def _calibrate(cfg: DictConfig) -> None:
     run_calibrate(cfg)
 
 
+def _serve(cfg: DictConfig) -> None:
+    from rl_router.serve.deployment import run_serve
+
+    run_serve(cfg)
+
+
 TASKS: dict[str, Callable[[DictConfig], None]] = {
     "train": _train,
     "eval": _eval,
     "export": _export,
     "calibrate": _calibrate,
+    "serve": _serve,
 }
 
 

@@ -27,6 +27,7 @@ def schemas() -> list[tuple[str | None, str, type]]:
     from rl_router.policies.mlp import MLPPolicyConfig
     from rl_router.policies.router_policy import RouterPolicyConfig
     from rl_router.pool.descriptors import PoolConfig
+    from rl_router.serve.config import ServeConfig
     from rl_router.trainers.grpo import GRPOTrainerConfig
     from rl_router.trainers.ppo import PPOConfig
 
@@ -35,6 +36,7 @@ def schemas() -> list[tuple[str | None, str, type]]:
         (None, "base_eval", EvalConfig),
         (None, "base_export", ExportConfig),
         (None, "base_calibrate", CalibrateConfig),
+        (None, "base_serve", ServeConfig),
         ("env", "multi_llm_qa_schema", MultiLLMQAConfig),
         ("env", "agent_steps_schema", AgentStepsConfig),
         ("policy", "router_schema", RouterPolicyConfig),

@@ -36,6 +36,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("eval", ("rl_router.eval", "rl_router.hub", "rl_router.model_card")),
     ("trainers", ("rl_router.trainers",)),
     ("recipes", ("rl_router.recipes",)),
+    ("serve", ("rl_router.serve",)),
     ("cli", ("rl_router.cli", "rl_router.registry")),
 ]
 FACADES = {"rl_router"}  # the package root: its lazy `load_router` re-export is the public API

@@ -26,6 +26,7 @@ ROOT_ARGS = {  # root config -> the mandatory values a compose needs
     "eval": ["checkpoint=outputs/default/run"],
     "export": ["checkpoint=outputs/default/run", "repo_id=alice/router"],
     "calibrate": ["checkpoint=outputs/default/run", "target.share=0.5"],
+    "serve": ["checkpoint=outputs/default/run"],
 }
 
 

@@ -1,0 +1,95 @@
+"""What a serve replica holds, built from a :class:`~rl_router.serve.config.ServeConfig`.
+
+:func:`resolve` runs first, in the process that launches the server: it loads the router once to
+check everything a user can get wrong (an env serve cannot play, a pool with other candidates or
+replay ones, a recorded pool that would send a key elsewhere) and returns the pool config to use,
+so a bad start fails there, with its message, before any Ray process starts. :func:`build_routing`
+then runs in each replica: router, candidate pool (:func:`rl_router.pool.build_pool`; Ray actors for
+vLLM candidates), query embedder and per-request targets.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from rl_router.eval.run import build_pool_from
+from rl_router.routers.load import load_router
+from rl_router.serve.batching import BatchingPool
+from rl_router.serve.config import ServeConfig
+from rl_router.serve.routing import LLMRouting, PolicyRouting, Routing, check_env, check_pool, check_servable
+from rl_router.trust import check_recorded, check_recorded_pool
+
+
+def resolve(config: ServeConfig) -> dict[str, Any]:
+    """Check that ``config`` can be served; returns the pool config (plain data) the replicas build.
+
+    Raises:
+        NotImplementedError: an agent_steps / memory_tiers (or other non multi_llm_qa) router.
+        ValueError: no usable pool (none recorded, other candidate names, replay candidates).
+        UntrustedConfigError: a recorded pool or data option naming code or endpoints not allowed.
+    """
+    check_servable(config.checkpoint)
+    router = load_router(config.checkpoint)
+    check_env(router.training.get("env") or {})
+    where = f"{router.checkpoint} (recorded training config)"
+    if config.pool is not None:
+        pool_cfg = _plain(config.pool)
+    else:
+        recorded = router.training.get("pool")
+        if recorded is None:
+            raise ValueError(f"{router.checkpoint}: no pool recorded with this router; give pool=<option>")
+        pool_cfg = _plain(recorded)
+        (check_recorded if config.trust_recorded_pool else check_recorded_pool)(pool_cfg, "pool", where)
+    check_pool(pool_cfg, router.model_names)
+    if router.kind == "policy" and config.serve.targets and router.training.get("data") is not None:
+        check_recorded(router.training["data"], "data", where)
+    return pool_cfg
+
+
+def build_routing(config: ServeConfig, pool_cfg: Mapping[str, Any]) -> Routing:
+    """A replica's routing: the router, its pool and (policy routers) embedder and targets."""
+    import torch
+
+    if config.serve.torch_threads is not None:
+        torch.set_num_threads(config.serve.torch_threads)
+    router = load_router(config.checkpoint)
+    pool = BatchingPool(build_pool_from(pool_cfg))
+    s = config.serve
+    try:
+        if router.kind == "llm":
+            return LLMRouting(router, pool, s.context_tokens, s.model_name)
+        from rl_router.serve.embedder import QueryEmbedder
+        from rl_router.serve.targets import TargetOffsets
+
+        embedder = QueryEmbedder()
+        targets, reason = None, "per-request targets are off on this server (serve.targets=false)"
+        if s.targets and router.training.get("data") is None:
+            reason = "this router records no training data to fit a target on"
+        elif s.targets:
+            targets = TargetOffsets.from_training(router, s.calibration_rows, embedder.embed)
+        return PolicyRouting(
+            router,
+            pool,
+            embedder.embed,
+            embedder.count_tokens,
+            s.context_tokens,
+            targets,
+            s.model_name,
+            reason,
+        )
+    except BaseException:
+        pool.close()
+        raise
+
+
+def _plain(node: Any) -> dict[str, Any]:
+    """A pool config as plain data (it travels to the replicas)."""
+    if OmegaConf.is_config(node):
+        return OmegaConf.to_container(node, resolve=True)  # type: ignore[return-value]
+    if dataclasses.is_dataclass(node):
+        return dataclasses.asdict(node)  # type: ignore[arg-type]
+    return dict(node)
