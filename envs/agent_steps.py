@@ -23,11 +23,11 @@ Observation Space:
     cap / largest cap), and the mask. ``mode="text"``: the router's transcript (``TextSpace``).
 
 Rewards:
-    Terminal (earlier steps 0): ``1[success] - cost_weight * c_hat - reference`` with ``c_hat`` the
+    Terminal (earlier steps 0): ``1[success] - bopo.lam * c_hat - reference`` with ``c_hat`` the
     boundary-relative cost ``clip((C - C_S) / (C_L - C_S), 0, 1)`` when the task row carries the
     boundary policies' costs ``cost_small`` / ``cost_large``, else the share of steps sent to an
     expensive tier; ``reference`` is the boundary baseline (:func:`rewards.boundary.reference_baseline`)
-    when ``reference_baseline`` is on and the row carries ``success_small`` / ``success_large``, else 0.
+    when ``bopo.reference_baseline`` is on and the row carries ``success_small`` / ``success_large``, else 0.
     Both are our reconstruction of BoPO (:mod:`rewards.boundary`). Terms: ``info["reward_terms"]``.
 
 Episode End:
@@ -65,7 +65,7 @@ from envs.multi_llm_qa import batched_step
 from envs.react_agent import agent_messages, parse_action
 from envs.spaces import TextSpace
 from envs.text_features import hash_embed
-from rewards.boundary import boundary_cost, reference_baseline
+from rewards.boundary import BoPOConfig, boundary_cost, reference_baseline
 from rewards.hard_budget import EpisodeBudget, HardBudgetConfig
 from rewards.ledger import CostLedger, worst_case_usd
 from rl_router.pool.types import CandidatePool, Request, Result
@@ -93,14 +93,16 @@ class AgentStepsConfig:
     max_action_tokens: int = 24  # new-token cap of a candidate's reply (one action line)
     max_actions_shown: int = 40  # valid actions listed in the prompt (ScienceWorld offers hundreds)
     embed_dim: int = 64  # size of each hashed text embedding in the features observation
-    cost_weight: float = 0.3  # lam of 1[success] - lam * c_hat
-    reference_baseline: bool = False  # subtract the boundary policies' mean return (BoPO reconstruction)
     shuffle: bool = True  # visit tasks in a seeded random order (False: row order)
     budget: HardBudgetConfig = field(default_factory=HardBudgetConfig)  # per-episode hard cap
+    bopo: BoPOConfig = field(default_factory=BoPOConfig)  # reward weight, reference baseline, boundary runs
+    eval_caps: list[float] = field(default_factory=list)  # fixed caps (budget.kind's unit) to evaluate under
 
     def __post_init__(self) -> None:
         if isinstance(self.budget, Mapping):
             self.budget = HardBudgetConfig(**self.budget)
+        if isinstance(self.bopo, Mapping):
+            self.bopo = BoPOConfig(**self.bopo)
         if self.mode not in MODES:
             raise ValueError(f"env.mode={self.mode!r}: choose one of {MODES}")
         if self.suite not in SUITES:
@@ -110,8 +112,6 @@ class AgentStepsConfig:
                 raise ValueError(f"env.{name}={getattr(self, name)}: use at least 1")
         if self.history < 0:
             raise ValueError(f"env.history={self.history}: use 0 (no history) or more")
-        if self.cost_weight < 0:
-            raise ValueError(f"env.cost_weight={self.cost_weight}: use a weight >= 0")
 
 
 class AgentStepsEnv(gym.Env):
@@ -327,10 +327,10 @@ class AgentStepsEnv(gym.Env):
         else:
             c_hat = sum(t in self.expensive for t in self.tiers) / max(len(self.tiers), 1)
         reference = 0.0
-        if self.cfg.reference_baseline and "success_small" in row and "success_large" in row:
-            lam = self.cfg.cost_weight
+        lam = self.cfg.bopo.lam
+        if self.cfg.bopo.reference_baseline and "success_small" in row and "success_large" in row:
             reference = reference_baseline(float(row["success_small"]), float(row["success_large"]), lam)
-        reward = success - self.cfg.cost_weight * c_hat - reference
+        reward = success - lam * c_hat - reference
         return float(reward), {"success": success, "cost": c_hat, "cost_usd": -cost, "reference": -reference}
 
     def _record(self, reward: float, terms: Mapping[str, float], exhausted: bool) -> dict[str, Any]:

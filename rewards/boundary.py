@@ -25,6 +25,7 @@ wherever it is used:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -140,3 +141,25 @@ def reference_baseline(success_small: float, success_large: float, lam: float) -
     0.3
     """
     return round(float(np.mean(reference_returns(success_small, success_large, lam))), 12)
+
+
+@dataclass
+class BoPOConfig:
+    """BoPO's knobs (Hydra: ``env.bopo``); the formulas are our reconstruction (module docstring)."""
+
+    lam: float = 0.3  # weight of the boundary-relative cost: reward 1[success] - lam * c_hat
+    reference_baseline: bool = True  # subtract the boundary policies' mean return (reference-guided)
+    repeats: int = 1  # K: boundary rollouts per training task (greedy candidates repeat exactly)
+    threshold: float = 0.5  # success rate that makes a boundary policy count as succeeding
+    sft_per_stratum: int = 16  # warm start: cheapest successful trajectories kept per stratum
+    warm_start_epochs: int = 50  # behaviour-cloning epochs on them before PPO (0: no warm start)
+
+    def __post_init__(self) -> None:
+        if self.lam < 0:
+            raise ValueError(f"env.bopo.lam={self.lam}: use a weight >= 0")
+        if self.repeats < 1:
+            raise ValueError(f"env.bopo.repeats={self.repeats}: roll each boundary policy out at least once")
+        if not 0 < self.threshold <= 1:
+            raise ValueError(f"env.bopo.threshold={self.threshold}: use a success rate in (0, 1]")
+        if self.sft_per_stratum < 0 or self.warm_start_epochs < 0:
+            raise ValueError("env.bopo.sft_per_stratum and warm_start_epochs must be >= 0")

@@ -30,6 +30,7 @@ RECIPES: dict[tuple[str, str, str], str] = {
         "envs.multi_llm_qa.MultiLLMQAEnv",
         "multi_round",
     ): "rl_router.recipes.llm_router_grpo",
+    ("PPOConfig", "envs.agent_steps.AgentStepsEnv", "features"): "rl_router.recipes.agent_steps_ppo",
 }
 
 

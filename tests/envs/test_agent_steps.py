@@ -119,7 +119,7 @@ def test_text_mode_passes_check_env_and_reads_the_tier_from_text():
 def test_always_large_solves_and_is_scored_against_the_boundary():
     """Corridor seed 0 needs 2 forwards. Row boundary costs make c_hat of the episode exactly 0.5."""
     pool = make_pool(["Action: wait"], ["Action: go forward"])
-    env = corridor_env(pool, rows=[dict(ROWS[0])], cost_weight=0.4, budget={"low": 8, "high": 8})
+    env = corridor_env(pool, rows=[dict(ROWS[0])], bopo={"lam": 0.4}, budget={"low": 8, "high": 8})
     env.reset(seed=0)
     _, reward, terminated, truncated, info = env.step(1)
     assert (reward, terminated, truncated) == (0.0, False, False)
