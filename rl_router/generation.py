@@ -124,6 +124,8 @@ class HFTurnGenerator:
         sample: Sample (training) or decode greedily (evaluation).
         temperature, top_p, top_k: Sampling settings when ``sample``.
         chunk: Rows per ``generate`` call.
+        stops: Strings that end a turn (:data:`STOP_STRINGS`; the LLM-router calibration also stops
+            at ``<search>`` to choose the name itself).
     """
 
     def __init__(
@@ -136,8 +138,10 @@ class HFTurnGenerator:
         top_p: float = 1.0,
         top_k: int = 0,
         chunk: int = 64,
+        stops: Sequence[str] = STOP_STRINGS,
     ) -> None:
         self.model = model
+        self.stops = tuple(stops)
         self.tokenizer = tokenizer
         self.eos_ids = eos_token_ids(model, tokenizer)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -167,11 +171,11 @@ class HFTurnGenerator:
             input_ids=input_ids,
             attention_mask=attention,
             generation_config=GenerationConfig(**self.options, max_new_tokens=max(limits)),
-            stopping_criteria=StoppingCriteriaList([StopOnStrings(self.tokenizer, width)]),
+            stopping_criteria=StoppingCriteriaList([StopOnStrings(self.tokenizer, width, self.stops)]),
         )[:, width:].tolist()
         segments = []
         for row, limit in zip(generated, limits, strict=True):
-            end, reason = turn_end(row, limit, self.eos_ids, self._decode)
+            end, reason = turn_end(row, limit, self.eos_ids, self._decode, self.stops)
             segments.append(Segment(row[:end], None, reason))
         return segments
 

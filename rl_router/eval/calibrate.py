@@ -19,7 +19,12 @@ recorded cost of each model) and says so.
 
 Writes ``calibration.json`` into the run directory (also when one of its checkpoints is given) or
 the exported folder; ``route()``, ``rl-router eval`` (``calibration=false`` to ignore it) and
-``rl-router export`` honour it. LLM routers cannot be calibrated yet.
+``rl-router export`` honour it.
+
+LLM routers take share targets: the offsets act on the candidate each ``<search>`` names
+(:mod:`rl_router.routers.llm_choice`), fitted on the names' log-probabilities at each calibration
+query's first ``<search>``; the share is of the first turns that route (a first turn that answers
+by itself is not a routing decision). Cost targets are for policy routers only.
 """
 
 from __future__ import annotations
@@ -36,8 +41,11 @@ from rl_router.config import typed
 from rl_router.data.routing_table import RoutingTable
 from rl_router.data.splits import DataSplits
 from rl_router.eval.table_eval import table_columns
+from rl_router.generation import chat_prompt_ids
 from rl_router.routers.calibration import Calibration, decide, fit_cost_offsets, fit_share_offsets
 from rl_router.routers.folder import ROUTER_CONFIG
+from rl_router.routers.llm import LLMRouter
+from rl_router.routers.llm_choice import CalibratedTurns, first_choice_log_probs
 from rl_router.routers.load import load_router, router_home
 from rl_router.routers.policy import PolicyRouter
 from rl_router.run import RUN_CONFIG
@@ -89,13 +97,12 @@ def run_calibrate(cfg: DictConfig) -> Calibration:
     """The Hydra task of ``rl-router calibrate``: fit, write ``calibration.json``, print what it reached."""
     config: CalibrateConfig = typed(cfg)
     home = router_home(config.checkpoint)
-    if _is_llm_router(home):
-        raise NotImplementedError(
-            f"{config.checkpoint} is an LLM router: calibration of LLM routers is not built yet "
-            "(rl-router calibrate sets operating points of policy routers only)"
+    if _is_llm_router(home) and config.target.cost_per_query is not None:
+        raise ValueError(
+            f"{config.checkpoint} is an LLM router: it takes share targets (target.share=<0..1> "
+            "[target.model=<name>]); cost targets are for policy routers"
         )
     router = load_router(config.checkpoint)
-    assert isinstance(router, PolicyRouter)
     data_cfg = cfg.data if cfg.get("data") is not None else router.training.get("data")
     if cfg.get("data") is None and data_cfg is not None:
         check_recorded(data_cfg, "data", f"{router.checkpoint} (recorded training config)")
@@ -106,7 +113,9 @@ def run_calibrate(cfg: DictConfig) -> Calibration:
     else:
         prompts, table, source = training_rows(data_cfg, config.rows)
     notes: list[str] = []
-    if config.target.cost_per_query is not None and table is None:
+    if isinstance(router, LLMRouter):
+        calibration = fit_llm_calibration(router, prompts, config.target, source)
+    elif config.target.cost_per_query is not None and table is None:
         expected, cost_source = training_costs(data_cfg, router)
         notes.append(f"expected dollars per query: {cost_source}")
         calibration = fit_calibration(router, prompts, config.target, source, None, expected, cost_source)
@@ -186,6 +195,42 @@ def fit_calibration(
     )
 
 
+def fit_llm_calibration(
+    router: LLMRouter, prompts: list[str], target: TargetConfig, source: str
+) -> Calibration:
+    """The calibration that gives ``target.model`` a share ``target.share`` of the routed first turns.
+
+    Raises:
+        ValueError: the target model is not a candidate, or no first turn routes on these prompts.
+    """
+    names = router.model_names
+    model = target.model or most_expensive(router)
+    if model not in names:
+        raise ValueError(f"target.model={model!r} is not one of the router's candidates {names}")
+    assert target.share is not None
+    generate = CalibratedTurns(router.model.eval(), router.tokenizer, names, [0.0] * len(names))
+    contexts = [chat_prompt_ids(router.tokenizer, router.prompt(q)) for q in prompts]
+    log_probs, routed = first_choice_log_probs(generate, contexts, router.protocol.max_turn_tokens)
+    if not routed.any():
+        raise ValueError(
+            f"the router's first turn asks no candidate on any of the {len(prompts)} calibration prompts: "
+            "there is no routing decision to move"
+        )
+    offsets = fit_share_offsets(log_probs, names.index(model), target.share)
+    choice = decide(log_probs, offsets)
+    return Calibration(
+        target={"share": target.share, "model": model},
+        models=names,
+        offsets=[float(v) for v in offsets],
+        weights_sha256=router.weights_digest(),
+        fitted_on={"source": f"{source}; {int(routed.sum())} first turns routed", "rows": len(prompts)},
+        achieved={
+            "route_share": {n: float(np.mean(choice == j)) for j, n in enumerate(names)},
+            "dollars_per_query": None,
+        },
+    )
+
+
 def summary(calibration: Calibration, notes: list[str], expected_dollars: bool = False) -> str:
     """What ``rl-router calibrate`` prints: the target, the offsets, and what the rows reached
     (``expected_dollars``: the $ / query is from expected, not recorded, costs)."""
@@ -204,7 +249,7 @@ def summary(calibration: Calibration, notes: list[str], expected_dollars: bool =
     return "\n".join(lines + notes)
 
 
-def most_expensive(router: PolicyRouter) -> str:
+def most_expensive(router: PolicyRouter | LLMRouter) -> str:
     """The candidate with the highest ``price_in + price_out`` (the first of equals)."""
     prices = [d.price_in + d.price_out for d in router.descriptors]
     return router.model_names[int(np.argmax(prices))]

@@ -55,7 +55,7 @@ class EvalConfig:
     batch_size: int = 16  # LLM routers: episodes generated together (one pool call per turn)
     resume: bool = True  # LLM routers: reuse rows out_dir/scored.jsonl already holds for this router
     outcome: str | None = None  # LLM routers: score with em / f1 / reply; None: the training outcome
-    calibration: bool = True  # policy routers: apply the router's calibration.json; false: the raw argmax
+    calibration: bool = True  # apply the router's calibration.json; false: its raw decisions
     trust_recorded_pool: bool = False  # use a recorded pool even if it sends an API key to its own endpoint
     verbose: bool = False  # show engine and worker logs (vLLM, Ray) in the terminal; False: <out_dir>/run.log
 
@@ -128,7 +128,7 @@ def run_eval(cfg: DictConfig) -> dict:
     config: EvalConfig = typed(cfg)
     out_dir = Path(config.out_dir) if config.out_dir else Path(config.checkpoint) / "eval"
     router = load_router(config.checkpoint)
-    if router.kind == "policy" and not config.calibration:
+    if not config.calibration:
         router.calibration = None
     recorded: Mapping[str, Any] = router.training  # the data and pool the router was trained with
     where = f"{router.checkpoint} (recorded training config)"

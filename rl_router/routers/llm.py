@@ -17,7 +17,10 @@ prompt lists them), the prompt template, and the protocol settings of the env it
 for an exported folder whose ``router_config.json`` says ``router_kind: "llm"``. An exported folder
 is also a plain transformers folder: ``AutoModelForCausalLM.from_pretrained(folder)`` loads it.
 
-Decisions are greedy, so the same weights give the same decisions wherever they are loaded.
+Decisions are greedy, so the same weights give the same decisions wherever they are loaded. A router
+with a ``calibration`` (``rl-router calibrate``, :mod:`rl_router.routers.llm_choice`) chooses the
+candidate it names after ``<search>`` by ``argmax(log p(name) + offsets)``; ``first_turns``,
+``route`` and ``play`` all honour it.
 """
 
 from __future__ import annotations
@@ -38,7 +41,9 @@ from rl_router.generation import HFTurnGenerator, TurnGenerator, chat_prompt_ids
 from rl_router.pool.types import CandidatePool, ModelDescriptor
 from rl_router.rollout.driver import RolloutDriver, tagged_prompt
 from rl_router.rollout.env_factory import env_factory
+from rl_router.routers.calibration import Calibration
 from rl_router.routers.folder import POOL
+from rl_router.routers.llm_choice import CalibratedTurns
 from rl_router.routers.policy import descriptor_from_dict, pool_descriptors
 from rl_router.run import ROUTER_DIR, portable_config
 
@@ -115,6 +120,7 @@ class LLMRouter:
         training: The training run's config groups (``pool``, ``data``, ``env``, ``trainer``...), the
             defaults of ``rl-router eval``; empty when unknown.
         prompt_template: The template of its prompt (``envs.router_r1_protocol.PROMPT_TEMPLATE``).
+        calibration: Offsets on its choice of candidate (``calibration.json``); None: its own choice.
     """
 
     model: PreTrainedModel
@@ -124,6 +130,7 @@ class LLMRouter:
     checkpoint: Path | None = None
     training: dict[str, Any] = field(default_factory=dict)
     prompt_template: str = PROMPT_TEMPLATE
+    calibration: Calibration | None = None
 
     kind = "llm"
 
@@ -147,7 +154,7 @@ class LLMRouter:
 
     def first_turns(self, queries: Sequence[str], batch_size: int = 16) -> list[str]:
         """The router's first turn (greedy) for each query, as text."""
-        generate = HFTurnGenerator(self.model.eval(), self.tokenizer, sample=False, chunk=batch_size)
+        generate = self.generator(batch_size)
         contexts = [chat_prompt_ids(self.tokenizer, self.prompt(q)) for q in queries]
         segments = generate(contexts, [self.protocol.max_turn_tokens] * len(contexts)) if contexts else []
         return [self.tokenizer.decode(s.ids, skip_special_tokens=True) for s in segments]
@@ -217,13 +224,21 @@ class LLMRouter:
             make_env, rows, self.tokenizer, self.protocol.max_turn_tokens, self.protocol.max_completion_tokens
         )
         if generate is None:
-            generate = HFTurnGenerator(self.model.eval(), self.tokenizer, sample=False, chunk=batch_size)
+            generate = self.generator(batch_size)
         episodes = []
         for start in range(0, len(rows), batch_size):
             chunk = rows[start : start + batch_size]
             prompts = [tagged_prompt(row, self.descriptors, self.protocol.max_routes) for row in chunk]
             episodes += driver.play(prompts, generate).episodes
         return episodes
+
+    def generator(self, batch_size: int = 16) -> TurnGenerator:
+        """The greedy turn writer: the model's own, or with the calibration's offsets on its choices."""
+        if self.calibration is None:
+            return HFTurnGenerator(self.model.eval(), self.tokenizer, sample=False, chunk=batch_size)
+        return CalibratedTurns(
+            self.model.eval(), self.tokenizer, self.model_names, self.calibration.offsets, batch_size
+        )
 
     def protocol_dict(self) -> dict[str, Any]:
         return asdict(self.protocol)

@@ -1,0 +1,126 @@
+"""LLM-router calibration: offsets on the candidate named after <search>, fitted by `rl-router calibrate`.
+
+A tiny Llama is taught the protocol's shape on a 50/50 mix of routes, so it writes
+``<think>..</think>\\n<search>NAME: ..`` with a per-query preference between the two names; the
+calibration must then move its choices to the target share, and route(), export and load-back must
+all make the same choices.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from grpo_helpers import tiny_data_overrides, tiny_model, tiny_tokenizer
+from omegaconf import OmegaConf
+
+from rl_router import load_router
+from rl_router.eval.calibrate import run_calibrate
+from rl_router.generation import chat_prompt_ids
+from rl_router.hub import export_router
+from rl_router.routers.calibration import CALIBRATION
+from rl_router.routers.llm import LLMRouter
+from rl_router.routers.llm_choice import CalibratedTurns, first_choice_log_probs, name_ids
+
+QUERIES = [f"Question {i}: what is {i} plus {i + 3}?" for i in range(16)]
+
+
+def _compose(config_name: str, overrides: list[str]):
+    from hydra import compose, initialize_config_dir
+
+    from rl_router.cli import conf_dir
+    from rl_router.registry import register_configs
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        return compose(config_name=config_name, overrides=overrides)
+
+
+def _teach_the_protocol(router: LLMRouter, steps: int = 150) -> None:
+    """A few hundred Adam steps: the shape of a routing turn, with either name half of the time."""
+    tok, model = router.tokenizer, router.model.train()
+    rng = np.random.default_rng(0)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(steps):
+        batch = rng.choice(len(QUERIES), 4, replace=False)
+        loss = torch.zeros(())
+        for i in batch:
+            name = router.model_names[int(rng.integers(2))]
+            prompt = chat_prompt_ids(tok, router.prompt(QUERIES[i]))
+            turn = tok(
+                f"<think>Ask.</think>\n<search>{name}: {QUERIES[i]}</search>", add_special_tokens=False
+            )
+            ids = torch.tensor([prompt + turn["input_ids"]])
+            labels = ids.clone()
+            labels[0, : len(prompt)] = -100
+            loss = loss + model(input_ids=ids, labels=labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """An LLM run (config + router/) whose router writes routing turns."""
+    tmp = tmp_path_factory.mktemp("llm-calibration")
+    cfg = _compose(
+        "config", ["experiment=router_r1_tiny", *tiny_data_overrides(tmp), "trainer.max_turn_tokens=40"]
+    )
+    run = tmp / "run"
+    run.mkdir()
+    OmegaConf.save(cfg, run / "config.yaml", resolve=True)
+    tok = tiny_tokenizer()
+    tiny_model(tok, seed=1).save_pretrained(run / "router")
+    tok.save_pretrained(run / "router")
+    router = load_router(run)
+    torch.manual_seed(0)
+    _teach_the_protocol(router)
+    router.model.save_pretrained(run / "router")
+    (tmp / "prompts.jsonl").write_text("".join(json.dumps({"prompt": q}) + "\n" for q in QUERIES))
+    return run
+
+
+def test_names_that_tokenise_alike_are_refused():
+    with pytest.raises(ValueError, match="tokenise alike"):
+        name_ids(tiny_tokenizer(), ["fake-small", "fake-small"])
+
+
+def test_zero_offsets_keep_the_routers_own_choice(run_dir):
+    router = load_router(run_dir)
+    assert router.calibration is None
+    raw = router.route(QUERIES)
+    assert set(raw) <= set(router.model_names)  # the taught router routes every query
+    generate = CalibratedTurns(router.model, router.tokenizer, router.model_names, [0.0, 0.0])
+    contexts = [chat_prompt_ids(router.tokenizer, router.prompt(q)) for q in QUERIES]
+    log_probs, routed = first_choice_log_probs(generate, contexts, router.protocol.max_turn_tokens)
+    assert routed.all() and log_probs.shape == (len(QUERIES), 2)
+    assert np.allclose(np.exp(log_probs).sum(axis=1), 1.0)  # renormalised over the two names
+    chosen = [router.model_names[j] for j in log_probs.argmax(axis=1)]
+    assert chosen == raw  # greedy decoding and the explicit choice agree at zero offsets
+
+
+@pytest.mark.parametrize("share", [0.25, 0.75])
+def test_calibrate_moves_the_share_and_route_eval_export_honour_it(run_dir, tmp_path, share, capsys):
+    prompts = run_dir.parent / "prompts.jsonl"
+    calibration = run_calibrate(
+        _compose("calibrate", [f"checkpoint={run_dir}", f"target.share={share}", f"prompts={prompts}"])
+    )
+    assert calibration.target == {"share": share, "model": "fake-large"}  # the pricier candidate
+    assert calibration.achieved["route_share"]["fake-large"] == pytest.approx(share)
+    assert "16 first turns routed" in calibration.fitted_on["source"]
+    router = load_router(run_dir)
+    assert router.calibration == calibration  # attached on load: fitted for these weights
+    routes = router.route(QUERIES)
+    assert routes.count("fake-large") == round(share * len(QUERIES))
+    out = export_router(run_dir, "alice/calibrated", tmp_path / "export")
+    assert (out / CALIBRATION).is_file()
+    assert load_router(out).route(QUERIES) == routes
+    (run_dir / CALIBRATION).unlink()
+
+
+def test_cost_targets_are_refused_for_llm_routers_before_loading(run_dir):
+    with pytest.raises(ValueError, match="LLM router: it takes share targets"):
+        run_calibrate(_compose("calibrate", [f"checkpoint={run_dir}", "target.cost_per_query=0.001"]))
