@@ -14,6 +14,7 @@ from hydra.core.config_store import ConfigStore
 def schemas() -> list[tuple[str | None, str, type]]:
     """(group, name, dataclass) of every schema; imports are local so ``rl-router --help`` starts fast."""
     from envs.agent_steps import AgentStepsConfig
+    from envs.games.tasks import GameTasksConfig
     from envs.multi_llm_qa import MultiLLMQAConfig
     from rl_router.config import NullLoggerConfig, TrainConfig, WandbLoggerConfig
     from rl_router.data.fanout_qa import FanOutQADataConfig
@@ -39,6 +40,7 @@ def schemas() -> list[tuple[str | None, str, type]]:
         (None, "base_serve", ServeConfig),
         ("env", "multi_llm_qa_schema", MultiLLMQAConfig),
         ("env", "agent_steps_schema", AgentStepsConfig),
+        ("data", "text_games_schema", GameTasksConfig),
         ("policy", "router_schema", RouterPolicyConfig),
         ("policy", "mlp_schema", MLPPolicyConfig),
         ("trainer", "ppo_schema", PPOConfig),

@@ -37,10 +37,12 @@ def _easy_games() -> list[GameSpec]:
 
 @dataclass
 class GameTasksConfig:
-    """The task mix (``data=text_games``): games, and how many seeds of each fold per game."""
+    """The task mix (``data=text_games``; schema ``data/text_games_schema``): games, seeds per fold."""
 
+    _target_: str = "envs.games.tasks.game_task_splits"
     suite: str = "textworld_express"  # textworld_express | scienceworld
     games: list[GameSpec] = field(default_factory=_easy_games)  # the mix, each with its parameters
+    # ScienceWorld tasks have 2-300 variations per fold: there each count is "at most"
     train_per_game: int = 8  # first seeds of the train fold
     validation_per_game: int = 4  # first seeds of the dev fold
     test_per_game: int = 8  # first seeds of the test fold
@@ -77,7 +79,7 @@ def _fold_seeds(cfg: GameTasksConfig, spec: GameSpec, fold: str, count: int, gam
 
 def game_task_splits(**fields: Any) -> DataSplits:
     """Train / validation / test task rows (fields of :class:`GameTasksConfig`)."""
-    cfg = GameTasksConfig(**fields)
+    cfg = GameTasksConfig(**{k: v for k, v in fields.items() if k != "_target_"})
     game = None
     if cfg.suite == "scienceworld":  # variation lists live in the simulator
         from envs.games.scienceworld import ScienceWorldGame
