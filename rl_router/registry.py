@@ -28,6 +28,7 @@ def schemas() -> list[tuple[str | None, str, type]]:
     from rl_router.policies.mlp import MLPPolicyConfig
     from rl_router.policies.router_policy import RouterPolicyConfig
     from rl_router.pool.descriptors import PoolConfig
+    from rl_router.recipes.memory_tiers_ppo import SCHEMAS as MEMORY_TIERS_SCHEMAS
     from rl_router.serve.config import ServeConfig
     from rl_router.trainers.grpo import GRPOTrainerConfig
     from rl_router.trainers.ppo import PPOConfig
@@ -54,6 +55,7 @@ def schemas() -> list[tuple[str | None, str, type]]:
         ("data", "qa_mix_schema", QAMixDataConfig),
         ("logger", "wandb_schema", WandbLoggerConfig),
         ("logger", "none_schema", NullLoggerConfig),
+        *MEMORY_TIERS_SCHEMAS,
     ]
 
 

@@ -31,6 +31,11 @@ RECIPES: dict[tuple[str, str, str], str] = {
         "multi_round",
     ): "rl_router.recipes.llm_router_grpo",
     ("PPOConfig", "envs.agent_steps.AgentStepsEnv", "features"): "rl_router.recipes.agent_steps_ppo",
+    (
+        "JointPPOConfig",
+        "envs.memory_tiers.MemoryTiersEnv",
+        "per_module",
+    ): "rl_router.recipes.memory_tiers_ppo",
 }
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import gymnasium as gym
 
 from envs.agent_steps import AgentStepsConfig
+from envs.memory_tiers import MemoryTiersConfig
 from envs.multi_llm_qa import MultiLLMQAConfig
 from rl_router.config import construct
 from rl_router.pool.types import CandidatePool
@@ -27,6 +28,7 @@ from rl_router.pool.types import CandidatePool
 ENV_SCHEMAS: dict[str, type] = {
     "envs.multi_llm_qa.MultiLLMQAEnv": MultiLLMQAConfig,
     "envs.agent_steps.AgentStepsEnv": AgentStepsConfig,
+    "envs.memory_tiers.MemoryTiersEnv": MemoryTiersConfig,
 }
 
 
