@@ -49,11 +49,14 @@ def torch_policy(policy: torch.nn.Module) -> Policy:
     return act
 
 
+FIRST_LARGE_KS = (1, 2, 3, 5, 8, 13, 21, 34)  # First-Large-k curve points (k < the step limit)
+
+
 def baselines(num_tiers: int, max_steps: int, seed: int = 0) -> dict[str, Policy]:
-    """always-small, always-large, random and First-Large-k (k = 1 .. max_steps - 1)."""
+    """always-small, always-large, random and First-Large-k (``FIRST_LARGE_KS`` below ``max_steps``)."""
     small, large = 0, num_tiers - 1
     out = {"always_small": always(small), "always_large": always(large), "random": random_policy(seed)}
-    out |= {f"first_large_{k}": first_large(k, small, large) for k in range(1, max_steps)}
+    out |= {f"first_large_{k}": first_large(k, small, large) for k in FIRST_LARGE_KS if k < max_steps}
     return out
 
 
@@ -156,6 +159,24 @@ def evaluate_agent_steps(
         curve_label="First-Large-k",
     )
     return report
+
+
+def _play_all(
+    make_env: Callable[[], Any],
+    rows: Sequence[Mapping[str, Any]],
+    policies: Mapping[str, Policy],
+    num_envs: int,
+    seed: int,
+) -> dict[str, list[dict[str, Any]]]:
+    """Every policy on every row, on one set of envs (one game JVM each, reused across policies)."""
+    envs = [make_env() for _ in range(min(num_envs, len(rows)))]
+    try:
+        return {
+            n: play_episodes(make_env, rows, p, num_envs, seed=seed, envs=envs) for n, p in policies.items()
+        }
+    finally:
+        for env in envs:
+            env.close()
 
 
 def report_markdown(report: Mapping[str, Any]) -> str:

@@ -54,6 +54,7 @@ def play_episodes(
     num_envs: int = 8,
     repeats: int = 1,
     seed: int = 0,
+    envs: Sequence[Any] | None = None,
 ) -> list[dict[str, Any]]:
     """One episode per (row, repeat), ``num_envs`` at a time; returns the episode records in row order.
 
@@ -64,12 +65,15 @@ def play_episodes(
         num_envs: Episodes played together (one JVM each).
         repeats: Episodes per row (K of the boundary rollouts).
         seed: Base seed of each episode's reset (the budget draw).
+        envs: Envs over ``rows`` to play on (reused across calls, left open); None: ``num_envs`` new
+            ones from ``make_env``, closed at the end.
 
     Returns:
         ``info["trajectory"]`` of every episode, plus ``repeat``; ordered by repeat, then row.
     """
     jobs = [(r, j) for r in range(repeats) for j in range(len(rows))]
-    envs = [make_env() for _ in range(min(num_envs, len(jobs)))]
+    owned = envs is None
+    envs = [make_env() for _ in range(min(num_envs, len(jobs)))] if envs is None else list(envs)
     records: dict[tuple[int, int], dict[str, Any]] = {}
     live: dict[int, tuple[tuple[int, int], Any, Mapping[str, Any]]] = {}
     queue = iter(jobs)
@@ -98,7 +102,7 @@ def play_episodes(
                 else:
                     live[s] = (job, obs, info)
     finally:
-        for env in envs:
+        for env in envs if owned else ():
             env.close()
     return [records[job] for job in jobs]
 
