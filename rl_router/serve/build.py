@@ -11,17 +11,28 @@ vLLM candidates), query embedder and per-request targets.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
 
 from rl_router.eval.run import build_pool_from
+from rl_router.routers.folder import ROUTER_CONFIG, ROUTER_KINDS
 from rl_router.routers.load import load_router
+from rl_router.run import RUN_CONFIG
 from rl_router.serve.batching import BatchingPool
 from rl_router.serve.config import ServeConfig
-from rl_router.serve.routing import LLMRouting, PolicyRouting, Routing, check_env, check_pool, check_servable
+from rl_router.serve.routing import LLMRouting, PolicyRouting, Routing
 from rl_router.trust import check_recorded, check_recorded_pool
+
+SERVABLE_ENV = "envs.multi_llm_qa.MultiLLMQAEnv"
+NOT_SERVABLE = (
+    "serving routers trained on {env} is not supported yet: rl-router serve serves multi_llm_qa "
+    "routers (policy routers: one pick per request; LLM routers: one Router-R1 episode). agent_steps "
+    "and memory_tiers routers route inside an episode of their env, which a chat request does not hold"
+)
 
 
 def resolve(config: ServeConfig) -> dict[str, Any]:
@@ -93,3 +104,53 @@ def _plain(node: Any) -> dict[str, Any]:
     if dataclasses.is_dataclass(node):
         return dataclasses.asdict(node)  # type: ignore[arg-type]
     return dict(node)
+
+
+def check_servable(source: str | Path) -> None:
+    """Refuse, before anything loads, a local router this server cannot play (agent_steps, memory_tiers).
+
+    Raises:
+        NotImplementedError: the router was trained on another env than multi_llm_qa.
+    """
+    path = Path(source)
+    for home in (path, path.parent, path.parent.parent):
+        if (home / RUN_CONFIG).is_file():
+            env = OmegaConf.to_container(OmegaConf.load(home / RUN_CONFIG)).get("env") or {}
+            check_env(env)
+            return
+        if (home / ROUTER_CONFIG).is_file():
+            config = json.loads((home / ROUTER_CONFIG).read_text())
+            if config.get("router_kind") not in ROUTER_KINDS:
+                raise NotImplementedError(
+                    NOT_SERVABLE.format(env=f"router_kind={config.get('router_kind')!r}")
+                )
+            check_env((config.get("training") or {}).get("env") or {})
+            return
+
+
+def check_env(env: Mapping[str, Any]) -> None:
+    """Refuse a recorded env config other than multi_llm_qa's (an empty one passes)."""
+    target = env.get("_target_")
+    if target is not None and target != SERVABLE_ENV:
+        raise NotImplementedError(NOT_SERVABLE.format(env=target))
+
+
+def check_pool(pool_cfg: Mapping[str, Any], router_names: Sequence[str]) -> None:
+    """Refuse a pool that cannot answer this router's live requests.
+
+    Raises:
+        ValueError: other candidate names than the router's (in its order), or a replay candidate.
+    """
+    models = list(pool_cfg.get("models") or [])
+    names = [str(m.get("name")) for m in models]
+    if names != list(router_names):
+        raise ValueError(
+            f"the pool serves {names}, but this router routes between {list(router_names)} (in that "
+            "order): give pool=<option> whose models have the router's names"
+        )
+    replay = [str(m.get("name")) for m in models if m.get("backend") == "replay"]
+    if replay:
+        raise ValueError(
+            f"pool models {replay} are replay candidates: they answer recorded table rows, not new "
+            "prompts; give pool=<option> with live candidates of the same names"
+        )

@@ -45,6 +45,7 @@ class ServerConfig:
     targets: bool = True  # accept per-request targets (policy routers): fit offsets on calibration rows
     calibration_rows: int | None = 2000  # training rows those offsets are fitted on (rl-router calibrate's)
     torch_threads: int | None = 1  # torch intra-op threads per replica; None: torch's default
+    access_log: bool = False  # a line per request (status, models, ms; never content) from proxy, replica
     app_name: str = "rl_router"  # the Ray Serve application's name
     ray: ServeRayConfig = field(default_factory=ServeRayConfig)  # local Ray or a cluster
 

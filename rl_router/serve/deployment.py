@@ -39,14 +39,14 @@ class Secret:
         return "Secret(<redacted>)" if self.value else "Secret(None)"
 
 
-def request_log_lines() -> None:
-    """Show this package's INFO lines (one per request: status, models, timing) in the replica's log."""
+def request_log_lines(enabled: bool) -> None:
+    """This package's log lines in the replica's log; ``enabled``: also one INFO line per request."""
     logger = logging.getLogger("rl_router.serve")
     if not logger.handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s -- %(message)s"))
         logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
+    logger.setLevel(logging.INFO if enabled else logging.WARNING)
 
 
 def router_deployment(config: ServeConfig) -> Any:
@@ -60,7 +60,7 @@ def router_deployment(config: ServeConfig) -> Any:
         def __init__(self, config: ServeConfig, pool_cfg: dict[str, Any], key: Secret) -> None:
             from rl_router.serve.build import build_routing
 
-            request_log_lines()
+            request_log_lines(config.serve.access_log)
             self.config, self.key = config, key
             self.routing = build_routing(config, pool_cfg)
 
@@ -81,6 +81,7 @@ def router_deployment(config: ServeConfig) -> Any:
         num_replicas=s.num_replicas,
         max_ongoing_requests=s.max_ongoing_requests,
         ray_actor_options={"num_cpus": s.replica_cpus},
+        logging_config={"enable_access_log": s.access_log},
     )
 
 
@@ -111,7 +112,10 @@ def start(config: ServeConfig, pool_cfg: dict[str, Any]) -> str:
             ray.init(num_cpus=r.num_cpus, namespace=r.namespace, include_dashboard=False, **quiet)
         else:
             ray.init(address=r.address, namespace=r.namespace, **quiet)
-    serve.start(http_options={"host": s.host, "port": s.port, "request_timeout_s": s.request_timeout_s})
+    serve.start(
+        http_options={"host": s.host, "port": s.port, "request_timeout_s": s.request_timeout_s},
+        logging_config={"enable_access_log": s.access_log},
+    )
     app = router_deployment(config).bind(config, pool_cfg, key)
     serve.run(app, name=s.app_name, route_prefix="/", blocking=False)
     return f"http://{s.host}:{s.port}/v1"
@@ -128,9 +132,9 @@ def run_serve(cfg: DictConfig) -> None:
         config.checkpoint = str(Path(config.checkpoint).resolve())
     if cfg.get("pool") is not None:
         config.pool = cfg.pool
+    api_key(config)  # fail before anything loads
     pool_cfg = resolve(config)
     config.pool = None  # the replicas get the checked, plain pool_cfg
-    api_key(config)  # fail before Ray starts
     url = start(config, pool_cfg)
     names = ", ".join(m["name"] for m in pool_cfg["models"])
     print(

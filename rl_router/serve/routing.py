@@ -24,33 +24,22 @@ The router sees the conversation, not only its last message (:func:`conversation
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import OmegaConf
 
 from rl_router.pool.backend import error_result
 from rl_router.pool.types import CandidatePool, Message, ModelDescriptor, Request, Result, SamplingParams
-from rl_router.routers.folder import ROUTER_CONFIG, ROUTER_KINDS
 from rl_router.routers.llm import LLMRouter
 from rl_router.routers.policy import PolicyRouter
-from rl_router.run import RUN_CONFIG
 from rl_router.serve.embedder import router_inputs
 
 MESSAGE_OVERHEAD_TOKENS = 8  # chat-template tokens a message may add (role header, separators)
-SERVABLE_ENV = "envs.multi_llm_qa.MultiLLMQAEnv"
-NOT_SERVABLE = (
-    "serving routers trained on {env} is not supported yet: rl-router serve serves multi_llm_qa "
-    "routers (policy routers: one pick per request; LLM routers: one Router-R1 episode). agent_steps "
-    "and memory_tiers routers route inside an episode of their env, which a chat request does not hold"
-)
 log = logging.getLogger(__name__)
 
 
@@ -151,7 +140,8 @@ class Routing:
     Args:
         router_id: the id requests name to be routed (``serve.model_name``).
         pool: the candidate pool (its names equal the router's candidates, in order).
-        descriptors: the candidates as the router knows them (prices for the budget).
+        descriptors: the pool's candidates: their prices are what a call is charged, so what the
+            budget checks (the router's own descriptors may carry its training prices).
     """
 
     kind = "base"
@@ -301,7 +291,7 @@ class PolicyRouting(Routing):
         router_id: str = "rl-router",
         targets_off_reason: str = "per-request targets are off on this server (serve.targets=false)",
     ) -> None:
-        super().__init__(router_id, pool, router.descriptors)
+        super().__init__(router_id, pool, pool.descriptors)
         self.router = router
         self.embed = embed
         self.count_tokens = count_tokens
@@ -416,7 +406,7 @@ class LLMRouting(Routing):
         from rewards.cost import PercentileCostNormalizer
         from rl_router.generation import token_counter
 
-        super().__init__(router_id, pool, router.descriptors)
+        super().__init__(router_id, pool, pool.descriptors)
         self.router = router
         self.context_tokens = context_tokens
         self.generate = generate
@@ -452,56 +442,3 @@ class LLMRouting(Routing):
                 502, f"the router's episode ended without an answer: {violations}", None, "no_answer", routing
             )
         return Reply(episode["answer"], self.router_id, prompt_tokens, completion_tokens, routing)
-
-
-# ------------------------------------------------------------------ building a server's routing
-
-
-def check_servable(source: str | Path) -> None:
-    """Refuse, before anything loads, a local router this server cannot play (agent_steps, memory_tiers).
-
-    Raises:
-        NotImplementedError: the router was trained on another env than multi_llm_qa.
-    """
-    path = Path(source)
-    for home in (path, path.parent, path.parent.parent):
-        if (home / RUN_CONFIG).is_file():
-            env = OmegaConf.to_container(OmegaConf.load(home / RUN_CONFIG)).get("env") or {}
-            check_env(env)
-            return
-        if (home / ROUTER_CONFIG).is_file():
-            config = json.loads((home / ROUTER_CONFIG).read_text())
-            if config.get("router_kind") not in ROUTER_KINDS:
-                raise NotImplementedError(
-                    NOT_SERVABLE.format(env=f"router_kind={config.get('router_kind')!r}")
-                )
-            check_env((config.get("training") or {}).get("env") or {})
-            return
-
-
-def check_env(env: Mapping[str, Any]) -> None:
-    """Refuse a recorded env config other than multi_llm_qa's (an empty one passes)."""
-    target = env.get("_target_")
-    if target is not None and target != SERVABLE_ENV:
-        raise NotImplementedError(NOT_SERVABLE.format(env=target))
-
-
-def check_pool(pool_cfg: Mapping[str, Any], router_names: Sequence[str]) -> None:
-    """Refuse a pool that cannot answer this router's live requests.
-
-    Raises:
-        ValueError: other candidate names than the router's (in its order), or a replay candidate.
-    """
-    models = list(pool_cfg.get("models") or [])
-    names = [str(m.get("name")) for m in models]
-    if names != list(router_names):
-        raise ValueError(
-            f"the pool serves {names}, but this router routes between {list(router_names)} (in that "
-            "order): give pool=<option> whose models have the router's names"
-        )
-    replay = [str(m.get("name")) for m in models if m.get("backend") == "replay"]
-    if replay:
-        raise ValueError(
-            f"pool models {replay} are replay candidates: they answer recorded table rows, not new "
-            "prompts; give pool=<option> with live candidates of the same names"
-        )

@@ -25,14 +25,13 @@ from rl_router.pool import build_pool
 from rl_router.pool.types import Request
 from rl_router.routers.llm import LLMRouter, ProtocolSettings
 from rl_router.serve.batching import BatchingPool
-from rl_router.serve.build import resolve
+from rl_router.serve.build import check_servable, resolve
 from rl_router.serve.embedder import QueryEmbedder
 from rl_router.serve.routing import (
     ChatRequest,
     LLMRouting,
     PolicyRouting,
     ServeError,
-    check_servable,
     prompt_token_bound,
     worst_case_usd,
 )

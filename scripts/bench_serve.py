@@ -1,0 +1,153 @@
+"""Routing overhead of ``rl-router serve``: a policy router over a zero-latency fake pool, under load.
+
+Makes a policy run of random weights over two fake candidates that answer at once (``fake-small``,
+``fake-large``), serves it exactly as ``rl-router serve`` does (local Ray, Ray Serve, one replica),
+and sends ``--requests`` chat completions from ``--concurrency`` clients (the official ``openai``
+client over HTTP on loopback). Every reply is checked to be its own prompt's echo. Prompts are
+RouteLLM training prompts (their embeddings ship with the package, so this measures routing, not the
+encoder); ``--fresh-prompts`` sends never-seen prompts, which the encoder must embed.
+
+``--failing-half``: ``fake-large`` fails half its calls, and every request asks for it first
+(``routing.target = {share: 1, model: fake-large}``); the line then adds the share of requests that
+succeeded and the fallbacks the routing field counted.
+
+The last line printed is ``requests=<n> concurrency=<c> errors=<e> p50_ms=<> p99_ms=<> rps=<>``.
+
+Launch:
+    .venv/bin/python scripts/bench_serve.py
+    .venv/bin/python scripts/bench_serve.py --failing-half
+    .venv/bin/python scripts/bench_serve.py --requests 200 --fresh-prompts
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+ZERO_LATENCY = ["pool=fake", "pool.models.1.fake.latency_s=0", "pool.retries=0"]
+
+
+def compose(name: str, overrides: list[str]):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from rl_router.cli import conf_dir
+    from rl_router.registry import register_configs
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        return hydra_compose(config_name=name, overrides=overrides)
+
+
+def make_run(path: Path, failing_half: bool) -> Path:
+    """A run directory: the default config over the fake pool, random weights at step 1."""
+    from rl_router.checkpoint import save_checkpoint
+    from rl_router.routers.policy import build_policy, pool_descriptors
+
+    overrides = ["debug=tiny", *ZERO_LATENCY]
+    overrides += ["pool.models.0.fake.answers=[]", "pool.models.1.fake.answers=[]"]  # echo the prompt
+    if failing_half:
+        overrides.append("pool.models.1.fake.failure_rate=0.5")
+    cfg = compose("config", overrides)
+    path.mkdir(parents=True)
+    OmegaConf.save(cfg, path / "config.yaml", resolve=True)
+    torch.manual_seed(0)
+    policy = build_policy(cfg.policy, pool_descriptors(cfg.pool))
+    save_checkpoint(path, 1, policy, torch.optim.Adam(policy.parameters()), {"global_step": 1})
+    return path
+
+
+def prompts(n: int, fresh: bool) -> list[str]:
+    if fresh:
+        return [f"a never seen question {i} {uuid.uuid4().hex}" for i in range(n)]
+    from rl_router.data.routellm import load_routing_splits
+
+    train = load_routing_splits().train.prompts
+    return [train[i % len(train)] for i in range(n)]
+
+
+async def load(url: str, texts: list[str], concurrency: int, extra: dict | None) -> tuple[list, list, float]:
+    """Send every text; returns (latencies in s of successes, failures, elapsed s)."""
+    import httpx
+    import openai
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    http = httpx.AsyncClient(limits=limits, timeout=120)
+    client = openai.AsyncOpenAI(base_url=url, api_key="unused", max_retries=0, http_client=http)
+    todo = list(reversed(texts))
+    done: list = []
+    failed: list = []
+
+    async def worker() -> None:
+        while todo:
+            text = todo.pop()
+            start = time.perf_counter()
+            try:
+                reply = await client.chat.completions.create(
+                    model="rl-router", messages=[{"role": "user", "content": text}], extra_body=extra
+                )
+                echo = reply.choices[0].message.content.split()  # the fake's echo, whitespace normalised
+                if echo[0] != f"{reply.model}:" or echo[1:9] != text.split()[:8]:
+                    raise RuntimeError(f"reply of {reply.model} is not this request's")
+                done.append((time.perf_counter() - start, reply.routing["fallbacks"]))
+            except Exception as exc:  # counted, reported
+                failed.append(exc)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - start
+    await client.close()
+    return done, failed, elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--failing-half", action="store_true", help="fake-large fails half its calls")
+    parser.add_argument("--fresh-prompts", action="store_true", help="prompts the encoder has never seen")
+    args = parser.parse_args()
+
+    from ray import serve
+
+    from rl_router.config import typed
+    from rl_router.serve.build import resolve
+    from rl_router.serve.deployment import start
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    run = make_run(Path(tempfile.mkdtemp(prefix="bench_serve_")) / "run", args.failing_half)
+    config = typed(compose("serve", [f"checkpoint={run}", f"serve.port={port}"]))
+    url = start(config, resolve(config))
+    texts = prompts(args.requests, args.fresh_prompts)
+    extra = {"routing": {"target": {"share": 1.0, "model": "fake-large"}}} if args.failing_half else None
+    asyncio.run(load(url, texts[: args.concurrency], args.concurrency, extra))  # warm-up, not counted
+    done, failed, elapsed = asyncio.run(load(url, texts, args.concurrency, extra))
+    serve.shutdown()
+
+    latencies = np.array([d[0] for d in done]) * 1e3
+    p50, p99 = np.percentile(latencies, [50, 99]) if len(latencies) else (float("nan"),) * 2
+    if failed:
+        print(f"first failure: {failed[0]!r}"[:300])
+    line = (
+        f"requests={args.requests} concurrency={args.concurrency} errors={len(failed)} "
+        f"p50_ms={p50:.1f} p99_ms={p99:.1f} rps={args.requests / elapsed:.0f}"
+    )
+    if args.failing_half:
+        fallbacks = sum(d[1] for d in done)
+        line += f" failing=fake-large success_share={len(done) / args.requests:.4f} fallbacks={fallbacks}"
+    print(line)
+
+
+if __name__ == "__main__":
+    main()
