@@ -155,9 +155,11 @@ def train(cfg: DictConfig, run_dir: Path, progress: bool = True) -> dict[str, An
             "num_envs": trainer_cfg.num_envs,
             "seed": int(cfg.seed),
         }
-        validation = evaluate_agent_steps(
-            lambda b: maker(val_rows, b), val_rows, router, run_dir / VALIDATION_DIR, **common
-        )
+        validation = None  # data.validation_per_game=0 skips it (what sweeps choose on)
+        if val_rows:
+            validation = evaluate_agent_steps(
+                lambda b: maker(val_rows, b), val_rows, router, run_dir / VALIDATION_DIR, **common
+            )
         report = evaluate_agent_steps(
             lambda b: maker(test_rows, b), test_rows, router, run_dir, caps=env_cfg.eval_caps, **common
         )
@@ -165,6 +167,8 @@ def train(cfg: DictConfig, run_dir: Path, progress: bool = True) -> dict[str, An
         pool.close()
     metrics = {"warm_start/loss": bc_loss}
     for split, rep in (("val", validation), ("eval", report)):
+        if rep is None:
+            continue
         r = rep["policies"]["router"]
         metrics |= {f"{split}/success": r["success"], f"{split}/cost_usd": r["cost_usd"]}
     metrics["eval/over_budget"] = report["over_budget"]
