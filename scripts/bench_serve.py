@@ -11,6 +11,8 @@ encoder); ``--fresh-prompts`` sends never-seen prompts, which the encoder must e
 (``routing.target = {share: 1, model: fake-large}``); the line then adds the share of requests that
 succeeded and the fallbacks the routing field counted.
 
+Before it, ``cpu_ms_per_request``: CPU time all processes (clients, Ray Serve's proxy, the replica,
+Ray) spent per request, a figure that, unlike latency, does not depend on what else the machine runs.
 The last line printed is ``requests=<n> concurrency=<c> errors=<e> p50_ms=<> p99_ms=<> rps=<>``.
 
 Launch:
@@ -109,6 +111,22 @@ async def load(url: str, texts: list[str], concurrency: int, extra: dict | None)
     return done, failed, elapsed
 
 
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds used so far by this process (the clients) and each of its children (Ray's), by name."""
+    import psutil
+
+    me = psutil.Process()
+    total: dict[str, float] = {}
+    for process in [me, *me.children(recursive=True)]:
+        try:
+            times, name = process.cpu_times(), process.name()
+        except psutil.Error:  # ended meanwhile
+            continue
+        name = "clients" if process.pid == me.pid else name.split(":")[-1]  # ray::ProxyActor -> ProxyActor
+        total[name] = total.get(name, 0.0) + times.user + times.system
+    return total
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=2000)
@@ -132,13 +150,18 @@ def main() -> None:
     texts = prompts(args.requests, args.fresh_prompts)
     extra = {"routing": {"target": {"share": 1.0, "model": "fake-large"}}} if args.failing_half else None
     asyncio.run(load(url, texts[: args.concurrency], args.concurrency, extra))  # warm-up, not counted
+    cpu_before = cpu_seconds()
     done, failed, elapsed = asyncio.run(load(url, texts, args.concurrency, extra))
+    cpu = {name: seconds - cpu_before.get(name, 0.0) for name, seconds in cpu_seconds().items()}
     serve.shutdown()
 
     latencies = np.array([d[0] for d in done]) * 1e3
     p50, p99 = np.percentile(latencies, [50, 99]) if len(latencies) else (float("nan"),) * 2
     if failed:
         print(f"first failure: {failed[0]!r}"[:300])
+    top = sorted(cpu.items(), key=lambda kv: -kv[1])[:6]
+    parts = ", ".join(f"{name} {1e3 * seconds / args.requests:.1f}" for name, seconds in top)
+    print(f"cpu_ms_per_request={1e3 * sum(cpu.values()) / args.requests:.1f} ({parts})")
     line = (
         f"requests={args.requests} concurrency={args.concurrency} errors={len(failed)} "
         f"p50_ms={p50:.1f} p99_ms={p99:.1f} rps={args.requests / elapsed:.0f}"

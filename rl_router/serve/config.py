@@ -3,7 +3,7 @@
 ``rl-router serve checkpoint=<run | export folder | hub id> [pool=<option>] [serve.port=8000]``: the
 router, the candidate pool that answers (``pool=<option>``; None: the pool recorded with the router)
 and the HTTP server's settings under ``serve.``. A misspelt key fails at compose time, naming it
-(``Key 'prot' is not in struct``); a bad value fails in ``__post_init__``, saying what to change.
+(``Key 'prot' not in 'ServerConfig'``); a bad value fails in ``__post_init__``, saying what to change.
 """
 
 from __future__ import annotations
