@@ -202,3 +202,87 @@ def report_markdown(report: Mapping[str, Any]) -> str:
     for cap, rows in report["caps"].items():
         lines += ["", f"## cap {cap} ({report['budget_kind']})", ""] + table(rows)
     return "\n".join(lines) + "\n"
+
+
+AGENT_STEPS_ENV = "envs.agent_steps.AgentStepsEnv"
+TASK_ROWS = "envs.games.tasks.game_task_splits"
+
+
+def is_agent_steps_run(checkpoint: str | Path) -> bool:
+    """Whether ``checkpoint`` is a run directory of ``experiment=agent_steps`` (or ``agent_steps_bopo``)."""
+    from omegaconf import OmegaConf
+
+    from rl_router.run import RUN_CONFIG
+
+    path = Path(checkpoint) / RUN_CONFIG
+    return path.is_file() and (OmegaConf.load(path).get("env") or {}).get("_target_") == AGENT_STEPS_ENV
+
+
+def run_agent_steps_eval(
+    checkpoint: str | Path,
+    out_dir: str | Path,
+    split: str = "test",
+    pool_cfg: Any = None,
+    log_file: Path | None = None,
+    trust_recorded_pool: bool = False,
+) -> dict[str, Any]:
+    """``rl-router eval`` of an agent_steps run: its newest checkpoint against the baselines on ``split``.
+
+    The recorded config is read as data: the task rows are built by :func:`envs.games.tasks.game_task_splits`
+    only (any other data target is refused), the env only through the env factory's schemas, the
+    policy and pool only after :mod:`rl_router.trust`'s checks.
+    """
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from envs.games.tasks import game_task_splits
+    from rl_router import checkpoint as ckpt
+    from rl_router.pool import PoolConfig, build_pool
+    from rl_router.rollout.env_factory import env_factory, env_schema
+    from rl_router.run import load_run_config
+    from rl_router.trust import UntrustedConfigError, check_recorded, check_recorded_pool
+
+    run = load_run_config(checkpoint)
+    where = f"{checkpoint} (recorded training config)"
+    data = OmegaConf.to_container(run.data, resolve=True)
+    if data.get("_target_") != TASK_ROWS:
+        raise UntrustedConfigError(
+            f"{where}: data._target_={data.get('_target_')!r}; agent_steps reads {TASK_ROWS}"
+        )
+    parts = game_task_splits(**data)
+    rows = [r for p in (parts if split == "all" else [getattr(parts, split)]) for r in p]
+    policy_cfg = OmegaConf.to_container(run.policy, resolve=True)
+    check_recorded(policy_cfg, "policy", where)
+    if pool_cfg is None:
+        pool_cfg = OmegaConf.to_container(run.pool, resolve=False)
+        if not trust_recorded_pool:
+            check_recorded_pool(pool_cfg, "pool", where)
+    env_cfg = env_schema(run.env)
+    latest = ckpt.latest_checkpoint(checkpoint)
+    if latest is None:
+        raise FileNotFoundError(f"{checkpoint} holds no checkpoint (checkpoints/step_*)")
+    pool_conf = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(PoolConfig), pool_cfg))
+    with build_pool(pool_conf, log_file=log_file) as pool:
+        names = [d.name for d in pool.descriptors]
+        probe = env_factory(env_cfg, pool=pool)(rows)
+        obs_dim = int(probe.observation_space.shape[0])
+        probe.close()
+        policy = instantiate(policy_cfg, obs_dim=obs_dim, num_actions=len(names))
+        ckpt.load_policy_weights(latest, policy)
+
+        def make_env(budget: HardBudgetConfig | None) -> Callable[[], Any]:
+            options = env_cfg if budget is None else dataclasses.replace(env_cfg, budget=budget)
+            make = env_factory(options, pool=pool)
+            return lambda: make(rows)
+
+        return evaluate_agent_steps(
+            make_env,
+            rows,
+            torch_policy(policy.eval()),
+            out_dir,
+            num_tiers=len(names),
+            max_steps=env_cfg.max_steps,
+            budget=env_cfg.budget,
+            caps=env_cfg.eval_caps,
+            seed=int(run.get("seed", 0)),
+        )

@@ -36,6 +36,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from rl_router.config import typed
 from rl_router.data.routing_table import RoutingTable, concat_tables
 from rl_router.data.splits import SPLITS, part_of
+from rl_router.eval.agent_steps_eval import is_agent_steps_run, run_agent_steps_eval
 from rl_router.eval.table_eval import evaluate_router_on_table
 from rl_router.routers.load import load_router
 from rl_router.run import LOG_FILE, portable_config
@@ -127,6 +128,13 @@ def run_eval(cfg: DictConfig) -> dict:
     """The Hydra task of ``rl-router eval``."""
     config: EvalConfig = typed(cfg)
     out_dir = Path(config.out_dir) if config.out_dir else Path(config.checkpoint) / "eval"
+    if is_agent_steps_run(config.checkpoint):  # a tier router over game steps, not a QA router
+        log_file = None if config.verbose else out_dir / LOG_FILE
+        report = run_agent_steps_eval(
+            config.checkpoint, out_dir, config.split, cfg.get("pool"), log_file, config.trust_recorded_pool
+        )
+        print((out_dir / "report.md").read_text())
+        return report
     router = load_router(config.checkpoint)
     if not config.calibration:
         router.calibration = None

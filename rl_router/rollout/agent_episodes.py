@@ -13,6 +13,7 @@ hook (:func:`rl_router.rollout.driver.step_envs`). A policy is ``policy(obs, inf
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -42,9 +43,14 @@ def first_large(k: int, small: int = 0, large: int = 1) -> Policy:
 
 
 def random_policy(seed: int = 0, p_large: float = 0.5, small: int = 0, large: int = 1) -> Policy:
-    """Large with probability ``p_large`` at every step (seeded)."""
-    rng = np.random.default_rng(seed)
-    return lambda obs, info, env: _allowed(large if rng.random() < p_large else small, info)
+    """Large with probability ``p_large`` at every step, drawn from (seed, task id, step): the same
+    choices however many episodes play together."""
+
+    def act(obs: Any, info: Mapping[str, Any], env: Any) -> int:
+        key = [seed, zlib.crc32(str(env.row.get("id")).encode()), int(env.steps)]
+        return _allowed(large if np.random.default_rng(key).random() < p_large else small, info)
+
+    return act
 
 
 def play_episodes(

@@ -82,3 +82,17 @@ def test_tiny_run_scores_router_and_baselines_without_overspending(tiny_run):
     )
     small, large = report["policies"]["always_small"], report["policies"]["always_large"]
     assert small["cost_usd"] < large["cost_usd"]
+
+
+def test_rl_router_eval_rescores_the_run_to_the_same_numbers(tiny_run, compose, tmp_path):
+    from rl_router.eval.run import run_eval
+
+    run_dir = tiny_run["run_dir"]
+    cfg = compose([f"checkpoint={run_dir}", f"out_dir={tmp_path}"], config_name="eval")
+    report = run_eval(cfg)
+    assert (tmp_path / "report.md").is_file() and (tmp_path / "pareto.png").is_file()
+    trained = tiny_run["report"]["policies"]
+    for name in ("router", "always_small", "always_large"):
+        assert report["policies"][name]["success"] == trained[name]["success"]
+        assert report["policies"][name]["cost_usd"] == pytest.approx(trained[name]["cost_usd"])
+    assert report["bench"] == tiny_run["report"]["bench"]
