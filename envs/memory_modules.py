@@ -253,15 +253,17 @@ def encoder_module(module: str, question: str, inputs: Mapping[str, str], encode
     return "\n".join(lines[i] for i in _top(sims, 4))
 
 
-def extractive_answer(question: str, summary: str, encode: Encoder, max_words: int = 10) -> str:
+def extractive_answer(question: str, summary: str, encode: Encoder, max_words: int = 6) -> str:
     """The CPU default's fixed answer model: the summary line closest to the question, cut short.
 
-    "When" questions get the line's date; other answers drop the speaker and the question's own
-    words and keep at most ``max_words`` words.
+    "When" questions get the line's date; other answers keep the line's content words that the
+    question does not already say, at most ``max_words`` of them (LoCoMo's answers are short).
 
     >>> enc = HashingEncoder()
     >>> extractive_answer("When did Mel paint?", "[8 May, 2023] Mel: I painted a sunrise", enc)
     '8 May, 2023'
+    >>> extractive_answer("What did Mel paint?", "[8 May, 2023] Mel: I painted a lovely sunrise", enc)
+    'painted lovely sunrise'
     """
     lines = lines_of(summary)
     if not lines:
@@ -273,8 +275,9 @@ def extractive_answer(question: str, summary: str, encode: Encoder, max_words: i
         return short_date(date)
     body = rest.split(":", 1)[-1] if ":" in rest[:40] else rest
     asked = set(content_words(question))
-    words = [w for w in body.split() if w.lower().strip(".,!?'\"") not in asked]
-    return " ".join(words[:max_words]) or "unknown"
+    words = [w.strip(".,!?\"'") for w in body.split()]
+    kept = [w for w in words if w and w.lower() not in asked and w.lower() not in _STOP]
+    return " ".join(kept[:max_words]) or "unknown"
 
 
 # ---------------------------------------------------------------------------------- LLM tiers

@@ -1,0 +1,76 @@
+"""memory_tiers recipes: the CPU experiment trains and reports on a fake pool; the BudgetMem GPU config
+composes and its pool builds with the LLaMA models swapped for fake backends."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from envs.memory_tiers import MemoryTiersEnv
+from rl_router.config import typed
+from rl_router.pool.build import build_pool
+from rl_router.recipes import recipe_for
+from rl_router.recipes.memory_tiers_ppo import EnvMaker, train
+from rl_router.routers.policy import pool_descriptors
+
+CPU = ["experiment=memory_tiers", "pool=memory_tiers_fake", "env.encoder=hashing", "logger=none"]
+
+
+def test_cpu_experiment_trains_and_writes_its_report(compose, tmp_path):
+    cfg = compose([*CPU, "data.per_conversation=2", "trainer.batch_episodes=4", "trainer.total_episodes=8"])
+    assert recipe_for(cfg) is train
+    out = train(cfg, tmp_path, progress=False)
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert set(report["baselines"]) == {"all_low", "all_mid", "all_high", "random"}
+    assert report["router"]["queries"] == 4  # 2 questions x 2 test conversations
+    high, low = report["baselines"]["all_high"], report["baselines"]["all_low"]
+    assert high["cost_usd"] > low["cost_usd"] > 0
+    assert high["tier_share"]["summary"]["high"] == 1.0 and high["off_modal"] == 0.0
+    assert (tmp_path / "pareto.png").is_file() and (tmp_path / "validation" / "report.json").is_file()
+    assert out["train"]["episodes"] == 8 and (tmp_path / "metrics.jsonl").is_file()
+
+
+@pytest.mark.parametrize("pool", ["budgetmem", "budgetmem_api"])
+def test_budgetmem_gpu_config_composes_with_its_prices(compose, pool):
+    cfg = compose(["experiment=memory_tiers_budgetmem", f"pool={pool}"])
+    assert recipe_for(cfg) is train
+    env, data = typed(cfg.env), typed(cfg.data)
+    assert env.strategy == "capacity" and env.answer.model == "llama-3.1-8b-instruct"
+    assert [t.model for t in env.tiers] == [d.name for d in pool_descriptors(cfg.pool)]
+    assert [d.price_in for d in pool_descriptors(cfg.pool)] == [0.06, 0.18, 0.88]
+    assert data.per_conversation is None and (data.train, data.test) == ([0, 1, 2, 3, 4, 5], [8, 9])
+    assert typed(cfg.trainer).batch_episodes == 32
+    if pool == "budgetmem":
+        models = typed(cfg.pool).models
+        assert [m.num_gpus for m in models] == [1, 1, 4] and models[2].vllm.tensor_parallel_size == 4
+
+
+def test_budgetmem_pool_builds_and_plays_with_fake_backends(compose):
+    cfg = compose(["experiment=memory_tiers_budgetmem", "env.encoder=hashing", "data.per_conversation=1"])
+    pool_cfg = typed(cfg.pool)
+    fakes = [dataclasses.replace(m, backend="fake", ray_actor=False) for m in pool_cfg.models]
+    pool = build_pool(dataclasses.replace(pool_cfg, models=fakes, cache=False, ray=pool_cfg.ray))
+    try:
+        from hydra.utils import instantiate
+
+        rows = instantiate(cfg.data).test
+        envs = EnvMaker(cfg.env, pool)(rows, 2)
+        for i, env in enumerate(envs):
+            env.reset(options={"index": i})
+        for tier in (0, 1, 2, 2, 0):
+            steps = MemoryTiersEnv.step_batch(envs, [tier, tier])
+        episode = steps[0][4]["episode"]
+        by_model = envs[0].ledger.by_model()
+        assert set(by_model) == {"llama-3.2-3b-instruct", "llama-3.1-8b-instruct", "llama-3.1-70b-instruct"}
+        assert by_model["llama-3.1-8b-instruct"]["calls"] == 2  # the temporal module, then the answer
+        assert episode["tiers"] == ["low", "mid", "high", "high", "low"]
+    finally:
+        pool.close()
+
+
+def test_unpriced_tier_model_stops_the_recipe_at_start(compose, tmp_path):
+    cfg = compose([*CPU, "pool.models.0.price_in=0", "pool.models.0.price_out=0", "data.per_conversation=1"])
+    with pytest.raises(ValueError, match="smollm2-135m"):
+        train(cfg, tmp_path, progress=False)
