@@ -26,7 +26,7 @@ from rl_router.pool.types import Request
 from rl_router.routers.llm import LLMRouter, ProtocolSettings
 from rl_router.serve.batching import BatchingPool
 from rl_router.serve.build import check_servable, resolve
-from rl_router.serve.embedder import QueryEmbedder
+from rl_router.serve.embedder import QueryEmbedder, router_inputs
 from rl_router.serve.routing import (
     ChatRequest,
     LLMRouting,
@@ -173,8 +173,9 @@ def test_a_named_candidate_is_called_alone(router):
 
 def test_share_targets_use_rl_router_calibrate_offsets_on_the_same_rows(router):
     embedder = QueryEmbedder()  # the shipped vectors: these prompts are RouteLLM's
-    targets = TargetOffsets.from_training(router, 300, embedder.embed)
-    prompts, _, source = training_rows(router.training["data"], 300)
+    prompts, _, source = training_rows(router.training["data"], 300)  # what from_training takes
+    log_probs = router.log_probs(router_inputs(router, prompts, embedder.embed))
+    targets = TargetOffsets(router, log_probs, None, None, source)
     for share in (0.2, 0.7):
         offsets = targets.offsets({"share": share, "model": "fake-large"})
         expected = fit_calibration(router, prompts, TargetConfig(share=share, model="fake-large"), source)
