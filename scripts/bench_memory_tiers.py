@@ -2,6 +2,7 @@
 
 Launch: nice -n 10 .venv/bin/python scripts/bench_memory_tiers.py [hydra overrides ...]
         e.g. pool=memory_tiers_fake env.encoder=minilm data.per_conversation=8 --lams 0 0.1 0.5
+        --report outputs/bench_memory_tiers/report.json   (print the last line of a finished run again)
 
 Composes ``experiment=memory_tiers`` plus the overrides, then on the test conversations (8-9) scores
 all-Low, all-Mid, all-High, random and the best fixed tier per module (coordinate ascent on the
@@ -20,6 +21,7 @@ fixed-tier baselines some lambda point matches or beats in F1 at no more than th
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -51,9 +53,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("overrides", nargs="*", help="hydra overrides on top of experiment=memory_tiers")
     parser.add_argument("--lams", type=float, nargs="+", default=list(LAMS))
-    parser.add_argument("--diversity-lam", type=float, default=0.1, help="lambda whose diversity is printed")
+    parser.add_argument("--diversity-lam", type=float, default=0.3, help="lambda whose diversity is printed")
     parser.add_argument("--out", default="outputs/bench_memory_tiers")
+    parser.add_argument("--report", help="print the last line again from this report.json, and stop")
     args = parser.parse_args()
+    if args.report:
+        print(summary_line(json.loads(Path(args.report).read_text()), args.diversity_lam))
+        return
     start = time.time()
     out = Path(args.out)
 
@@ -97,15 +103,24 @@ def main() -> None:
     # ---------------------------------------------------------------- report
     router = sweep.get("lam=0", next(iter(sweep.values())))
     fixed = {k: (b["cost_usd"], b["f1"]) for k, b in baselines.items() if k != "random"}
+    matched = matched_baselines(fixed, {k: (s["cost_usd"], s["f1"]) for k, s in sweep.items()})
+    extra = {"validation_scores": {str(k): v for k, v in seen.items()}, "matched_baselines": matched}
+    report = write_report(out, router, baselines, sweep, extra=extra)
+    print(f"report: {out}/report.md, {out}/pareto.png; {time.time() - start:.0f}s")
+    print(summary_line(report, args.diversity_lam))
+
+
+def summary_line(report: dict, diversity_lam: float) -> str:
+    """The last line, from a report.json this script wrote."""
+    baselines, sweep = report["baselines"], report["sweep"]
+    router = sweep.get("lam=0", next(iter(sweep.values())))
+    fixed = {k: (b["cost_usd"], b["f1"]) for k, b in baselines.items() if k != "random"}
     points = {k: (s["cost_usd"], s["f1"]) for k, s in sweep.items()}
     matched = matched_baselines(fixed, points)
-    extra = {"validation_scores": {str(k): v for k, v in seen.items()}, "matched_baselines": matched}
-    write_report(out, router, baselines, sweep, extra=extra)
     frontier = [n for n in pareto_frontier(points | fixed) if n in points]
-    diversity = sweep.get(f"lam={args.diversity_lam:g}", router)["off_modal"]
+    diversity = sweep.get(f"lam={diversity_lam:g}", router)["off_modal"]
     high = baselines["all_high"]
-    print(f"report: {out}/report.md, {out}/pareto.png; {time.time() - start:.0f}s")
-    print(
+    return (
         f"all_low_f1={baselines['all_low']['f1']:.2f} all_mid_f1={baselines['all_mid']['f1']:.2f} "
         f"all_high_f1={high['f1']:.2f} router_f1={router['f1']:.2f} "
         f"router_cost_ratio={router['cost_usd'] / high['cost_usd']:.3f} frontier_points={len(frontier)} "
