@@ -45,13 +45,13 @@ from safetensors.torch import load_file, save_file
 from rl_router import __version__
 from rl_router import checkpoint as ckpt
 from rl_router.config import typed
-from rl_router.embeddings import EMBED_DIM
+from rl_router.embeddings import EMBED_DIM, EMBEDDING_MODEL
 from rl_router.model_card import copy_reports, find_reports, llm_model_card, model_card
 from rl_router.pool.types import ModelDescriptor
 from rl_router.routers.calibration import Calibration
 from rl_router.routers.folder import FORMAT_VERSION, POOL, ROUTER_CONFIG, WEIGHTS
 from rl_router.routers.load import load_exported, load_router, run_of_model_dir, run_of_policy_checkpoint
-from rl_router.routers.policy import EMBEDDING_MODEL, descriptor_dict, observation_layout, pool_descriptors
+from rl_router.routers.policy import descriptor_dict, observation_layout, pool_descriptors, run_features
 from rl_router.run import load_run_config, portable_config
 from rl_router.trust import DEFAULT_BASE_URL
 
@@ -296,13 +296,13 @@ def router_config(
         "pool": POOL,
         "action_names": [d.name for d in descriptors],
         "embedding_model": {"name": EMBEDDING_MODEL, "dim": EMBED_DIM},
-        "observation": observation_layout(descriptors),
+        "observation": observation_layout(descriptors, run_features(cfg.env)),
         "decision": (
             "argmax over candidates of the policy's logits (probs = softmax(logits)); with a "
             "calibration.json, argmax of log probs + its per-candidate offsets"
         ),
         "prompt_template": None,
-        "prompt_template_note": "not applicable: a policy router reads query embeddings, not a prompt",
+        "prompt_template_note": "not applicable: a policy router reads query features, not a prompt",
         "training": {
             "checkpoint": checkpoint.name,
             "global_step": ckpt.checkpoint_step(checkpoint),
@@ -366,9 +366,8 @@ def _calibration_of(source: Path) -> Calibration | None:
 
 def _check_round_trip(run_dir: Path, folder: Path) -> None:
     """The exported folder must route exactly like the run it came from (calibration included)."""
-    probe = np.random.default_rng(0).standard_normal((64, EMBED_DIM)).astype(np.float32)
-    probe /= np.linalg.norm(probe, axis=1, keepdims=True)
     run, exported = load_router(run_dir), load_exported(folder)
+    probe = np.random.default_rng(0).standard_normal((64, run.query_dim)).astype(np.float32)
     expected, got = run.probs(probe), exported.probs(probe)
     if not np.array_equal(expected, got):
         diff = float(np.abs(expected - got).max())

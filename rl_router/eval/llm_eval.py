@@ -256,15 +256,23 @@ def evaluate_llm_router(
     names = router.model_names
     protocol = router.protocol_dict()
     score = OUTCOME_SCORERS[protocol["outcome"]]
+    calibration = getattr(router, "calibration", None)
     meta = {
         "checkpoint": str(Path(router.checkpoint).resolve()) if router.checkpoint else None,
         "weights": router.weights_digest(),
         "models": names,
         "protocol": protocol,
+        "calibration": None
+        if calibration is None
+        else {k: getattr(calibration, k) for k in ("target", "offsets", "fitted_on", "achieved")},
     }
     pool_key = digest(pool_config if pool_config is not None else [asdict(d) for d in router.descriptors])
     row_digests = {i: digest(dict(row)) for i, row in zip(ids, rows, strict=True)}
-    router_keys = {i: row_key(meta["weights"], pool_key, protocol, d) for i, d in row_digests.items()}
+    # the calibration changes the router's choices: rows scored under other offsets are not reused
+    offsets = None if calibration is None else list(calibration.offsets)
+    router_keys = {
+        i: row_key(meta["weights"], pool_key, protocol, offsets, d) for i, d in row_digests.items()
+    }
     single_keys = {i: row_key(pool_key, protocol["outcome"], d) for i, d in row_digests.items()}
     scored = ScoredRows(out, resume=resume)
     todo_router = scored.missing(ROUTER, rows, router_keys)
@@ -318,7 +326,7 @@ def evaluate_llm_router(
         },
         "sources": source_columns(sorted({row_source(r) for r in rows})),
         "policies": policies,
-        "router": policies[ROUTER],
+        "router": {**policies[ROUTER], "target": None if calibration is None else calibration.target},
         "single": single,
         "oracle": policies[ORACLE],
         "random": policies[RANDOM],

@@ -39,6 +39,7 @@ from omegaconf import OmegaConf
 
 from rl_router import __version__
 from rl_router import checkpoint as ckpt
+from rl_router.data.features import features_of_layout
 from rl_router.routers.calibration import CALIBRATION, load_calibration
 from rl_router.routers.folder import FORMAT_VERSION, POOL, ROUTER_CONFIG, ROUTER_KINDS, WEIGHTS
 from rl_router.routers.llm import load_llm_exported, load_llm_run
@@ -48,6 +49,7 @@ from rl_router.routers.policy import (
     descriptor_from_dict,
     observation_layout,
     pool_descriptors,
+    run_features,
 )
 from rl_router.run import RUN_CONFIG, load_run_config, portable_config
 from rl_router.trust import UntrustedConfigError, check_recorded
@@ -137,12 +139,12 @@ def _load_run(run_dir: Path, checkpoint: Path | None = None) -> PolicyRouter | L
         raise FileNotFoundError(f"{run_dir} holds no checkpoint (checkpoints/step_*): has training started?")
     descriptors = pool_descriptors(cfg.pool)
     _check_policy_config(OmegaConf.to_container(cfg.policy, resolve=True), run_dir / RUN_CONFIG)
-    policy = build_policy(cfg.policy, descriptors)
+    features = run_features(cfg.env)
+    policy = build_policy(cfg.policy, descriptors, features)
     ckpt.load_policy_weights(latest, policy)
     training = portable_config(cfg)
-    return with_calibration(
-        PolicyRouter(policy.eval(), descriptors, checkpoint=latest, training=training), run_dir
-    )
+    router = PolicyRouter(policy.eval(), descriptors, checkpoint=latest, training=training, features=features)
+    return with_calibration(router, run_dir)
 
 
 def load_exported(folder: str | Path) -> PolicyRouter | LLMRouter:
@@ -166,20 +168,22 @@ def load_exported(folder: str | Path) -> PolicyRouter | LLMRouter:
     if kind == "llm":
         return load_llm_exported(folder, config)
     descriptors = [descriptor_from_dict(d) for d in json.loads((folder / POOL).read_text())]
-    expected = observation_layout(descriptors)
-    if config.get("observation") != expected:
+    layout = config.get("observation") or {}
+    parts = [p for p in layout.get("parts", []) if p.get("name") != "descriptor_features"]
+    features = features_of_layout(parts, str(folder / ROUTER_CONFIG))
+    expected = observation_layout(descriptors, features)
+    if layout != expected:
         raise ValueError(
             f"{folder / ROUTER_CONFIG}: observation layout {config.get('observation')} differs from what "
             f"this rl-router builds for pool.json ({expected})"
         )
     policy_cfg = config["policy"]
     _check_policy_config(policy_cfg, folder / ROUTER_CONFIG)
-    policy = build_policy(policy_cfg, descriptors)
+    policy = build_policy(policy_cfg, descriptors, features)
     policy.load_state_dict(load_file(str(folder / WEIGHTS)))
     training = dict(config.get("training") or {})
-    return with_calibration(
-        PolicyRouter(policy.eval(), descriptors, checkpoint=folder, training=training), folder
-    )
+    router = PolicyRouter(policy.eval(), descriptors, checkpoint=folder, training=training, features=features)
+    return with_calibration(router, folder)
 
 
 def with_calibration(router: PolicyRouter, folder: Path) -> PolicyRouter:

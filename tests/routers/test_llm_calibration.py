@@ -18,9 +18,10 @@ from omegaconf import OmegaConf
 
 from rl_router import load_router
 from rl_router.eval.calibrate import run_calibrate
+from rl_router.eval.run import run_eval
 from rl_router.generation import chat_prompt_ids
 from rl_router.hub import export_router
-from rl_router.routers.calibration import CALIBRATION
+from rl_router.routers.calibration import CALIBRATION, decide, fit_share_offsets
 from rl_router.routers.llm import LLMRouter
 from rl_router.routers.llm_choice import CalibratedTurns, first_choice_log_probs, name_ids
 
@@ -62,6 +63,59 @@ def _teach_the_protocol(router: LLMRouter, steps: int = 150) -> None:
     model.eval()
 
 
+def _teach_short(tok, model, contexts: list[list[int]], steps: int = 60) -> None:
+    """Teach the routing turn after short contexts, one padded batch per step."""
+    rng = np.random.default_rng(0)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(steps):
+        seqs, labels = [], []
+        for context in contexts:
+            name = ("fake-small", "fake-large")[int(rng.integers(2))]
+            turn = tok(f"<think>Ask.</think>\n<search>{name}: q</search>", add_special_tokens=False)
+            turn_ids = turn["input_ids"] + [tok.eos_token_id]
+            seqs.append(context + turn_ids)
+            labels.append([-100] * len(context) + turn_ids)
+        width = max(map(len, seqs))
+        pad = [width - len(x) for x in seqs]
+        ids = torch.tensor([x + [tok.pad_token_id] * n for x, n in zip(seqs, pad, strict=True)])
+        mask = torch.tensor([[1] * len(x) + [0] * n for x, n in zip(seqs, pad, strict=True)])
+        target = torch.tensor([x + [-100] * n for x, n in zip(labels, pad, strict=True)])
+        loss = model(input_ids=ids, attention_mask=mask, labels=target).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+
+
+@pytest.fixture(scope="module")
+def taught():
+    tok = tiny_tokenizer()
+    torch.manual_seed(0)
+    model = tiny_model(tok, seed=1)
+    contexts = [
+        tok(f"<|user|>{i} plus {i + 3}?<|assistant|>", add_special_tokens=False)["input_ids"]
+        for i in range(16)
+    ]
+    _teach_short(tok, model, contexts)
+    return tok, model, contexts
+
+
+def test_offsets_fitted_on_name_log_probs_move_the_generated_routes(taught):
+    tok, model, contexts = taught
+    names = ["fake-small", "fake-large"]
+    own = CalibratedTurns(model, tok, names, [0.0, 0.0])
+    log_probs, routed = first_choice_log_probs(own, contexts, 40)
+    assert routed.all() and log_probs.shape == (16, 2)
+    assert np.allclose(np.exp(log_probs).sum(axis=1), 1.0)  # renormalised over the two names
+    for share in (0.25, 0.75):
+        offsets = fit_share_offsets(log_probs, 1, share)
+        assert (decide(log_probs, offsets) == 1).mean() == pytest.approx(share)
+        turns = CalibratedTurns(model, tok, names, offsets)(contexts, [40] * 16)
+        texts = [tok.decode(t.ids) for t in turns]
+        assert sum("<search>fake-large:" in t for t in texts) == round(16 * share)
+        assert all(t.endswith("</search>") and t.count("<search>") == 1 for t in texts)  # a whole turn
+
+
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """An LLM run (config + router/) whose router writes routing turns."""
@@ -88,6 +142,7 @@ def test_names_that_tokenise_alike_are_refused():
         name_ids(tiny_tokenizer(), ["fake-small", "fake-small"])
 
 
+@pytest.mark.slow
 def test_zero_offsets_keep_the_routers_own_choice(run_dir):
     router = load_router(run_dir)
     assert router.calibration is None
@@ -102,25 +157,36 @@ def test_zero_offsets_keep_the_routers_own_choice(run_dir):
     assert chosen == raw  # greedy decoding and the explicit choice agree at zero offsets
 
 
-@pytest.mark.parametrize("share", [0.25, 0.75])
-def test_calibrate_moves_the_share_and_route_eval_export_honour_it(run_dir, tmp_path, share, capsys):
+@pytest.mark.slow
+def test_calibrate_moves_the_share_and_route_eval_export_honour_it(run_dir, tmp_path):
     prompts = run_dir.parent / "prompts.jsonl"
-    calibration = run_calibrate(
-        _compose("calibrate", [f"checkpoint={run_dir}", f"target.share={share}", f"prompts={prompts}"])
+    for share in (0.25, 0.75):
+        calibration = run_calibrate(
+            _compose("calibrate", [f"checkpoint={run_dir}", f"target.share={share}", f"prompts={prompts}"])
+        )
+        assert calibration.target == {"share": share, "model": "fake-large"}  # the pricier candidate
+        assert calibration.achieved["route_share"]["fake-large"] == pytest.approx(share)
+        assert "16 first turns routed" in calibration.fitted_on["source"]
+        router = load_router(run_dir)
+        assert router.calibration == calibration  # attached on load: fitted for these weights
+        routes = router.route(QUERIES)
+        assert routes.count("fake-large") == round(share * len(QUERIES))
+    report = run_eval(_compose("eval", [f"checkpoint={run_dir}", f"out_dir={tmp_path / 'eval'}"]))
+    assert report["router"]["target"] == {"share": 0.75, "model": "fake-large"}
+    assert report["meta"]["calibration"]["offsets"] == calibration.offsets
+    raw = run_eval(
+        _compose("eval", [f"checkpoint={run_dir}", f"out_dir={tmp_path / 'eval'}", "calibration=false"])
     )
-    assert calibration.target == {"share": share, "model": "fake-large"}  # the pricier candidate
-    assert calibration.achieved["route_share"]["fake-large"] == pytest.approx(share)
-    assert "16 first turns routed" in calibration.fitted_on["source"]
-    router = load_router(run_dir)
-    assert router.calibration == calibration  # attached on load: fitted for these weights
-    routes = router.route(QUERIES)
-    assert routes.count("fake-large") == round(share * len(QUERIES))
+    assert raw["router"]["target"] is None and raw["meta"]["resumed_rows"] == 6  # the singles' rows only
     out = export_router(run_dir, "alice/calibrated", tmp_path / "export")
     assert (out / CALIBRATION).is_file()
     assert load_router(out).route(QUERIES) == routes
     (run_dir / CALIBRATION).unlink()
 
 
-def test_cost_targets_are_refused_for_llm_routers_before_loading(run_dir):
+def test_cost_targets_are_refused_for_llm_routers_before_loading(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    OmegaConf.save(_compose("config", ["experiment=router_r1_tiny"]), run / "config.yaml")
     with pytest.raises(ValueError, match="LLM router: it takes share targets"):
-        run_calibrate(_compose("calibrate", [f"checkpoint={run_dir}", "target.cost_per_query=0.001"]))
+        run_calibrate(_compose("calibrate", [f"checkpoint={run}", "target.cost_per_query=0.001"]))
