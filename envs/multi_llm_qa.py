@@ -3,7 +3,8 @@
 Two modes live in this env:
 
 * ``select``: an episode is one query; the action (``Discrete``) picks a candidate; the pool answers;
-  the episode ends. The observation is a query embedding plus the candidates' descriptor features,
+  the episode ends. The observation is the query's feature blocks (``features``: embedding, length,
+  format, text statistics; :mod:`rl_router.data.features`) plus the candidates' descriptor features,
   which is what small policy routers (``rl_router.policies.router_policy``) consume.
 * ``multi_round``: the Router-R1 protocol for LLM routers (:mod:`envs.router_r1_protocol`). The
   observation is the transcript text (the prompt, then every turn so far); the action is the
@@ -16,7 +17,8 @@ Two modes live in this env:
 
 Reward (Router-R1, their code), on the last step (earlier steps score 0): a format violation scores
 ``-1``; otherwise a correct answer scores ``(1 - alpha) + alpha * C`` and a wrong one ``0``, where
-``C`` is the sqrt-cost percentile-normalised in a window holding the episode (``rewards.cost``).
+``C`` is the sqrt-cost percentile-normalised in a window holding the episode (``rewards.cost``);
+``reward=budgetmem`` (select) scores ``correct + alpha * s * C``, ``s`` BudgetMem's std ratio.
 ``select`` charges the pool's list price; ``multi_round`` charges output tokens x ``price_out`` over
 routes, as Router-R1 does. Every term is in ``info["reward_terms"]``. A failed candidate call is not
 a crash: it sets ``info["candidate_error"] = 1`` and ``info["error"]``; ``select`` scores it 0,
@@ -65,15 +67,17 @@ from envs.router_r1_protocol import (
     whitespace_tokens,
 )
 from envs.spaces import TextSpace
-from rewards.combine import RouterR1Reward
-from rewards.cost import PercentileCostNormalizer
+from rewards.combine import BudgetMemReward, RouterR1Reward
+from rewards.cost import PercentileCostNormalizer, ScaleMatcher
 from rewards.format import RouterR1Format
 from rewards.outcome import ANSWER_SCORERS, OUTCOME_SCORERS
+from rl_router.data.features import DEFAULT_FEATURES, check_features, query_features
 from rl_router.pool.types import CandidatePool, ModelDescriptor, Request, Result
 
 MODES = ("select", "multi_round")
 OUTCOMES = ("recorded", "em", "f1", "reply")
 COST_REFERENCES = ("rolling", "table")
+REWARDS = ("router_r1", "budgetmem")
 DESCRIPTOR_FEATURES = 3  # log1p(params_b), log1p(price_in), log1p(price_out)
 
 StepReturn = tuple[Any, float, bool, bool, dict[str, Any]]
@@ -90,10 +94,15 @@ class MultiLLMQAConfig:
     # "rolling": Router-R1's percentiles over the policy's own recent episodes; "table": percentiles
     # frozen on every candidate's recorded cost of the training rows (the trainer builds them)
     cost_reference: str = "rolling"
+    # "router_r1": (1 - alpha) * correct + alpha * C * correct; "budgetmem" (select): correct + alpha *
+    # s * C, s = std(correct) / std(C) over this env's last cost_window episodes (BudgetMem's alignment)
+    reward: str = "router_r1"
     # "recorded" (replay correctness), "em" / "f1" against golden answers, or "reply" (the answer a
     # candidate's sentence states in select, reply_match; the router's short answer, short_answer_match)
     outcome: str = "recorded"
     shuffle: bool = True  # visit queries in a seeded random order (False: dataset order)
+    # select: the query's observation blocks, from its text (rl_router.data.features.BLOCKS)
+    features: list[str] = field(default_factory=lambda: list(DEFAULT_FEATURES))
     max_routes: int = 4  # multi_round: candidate calls per episode before the answer turn (Router-R1: 4)
     info_token_cap: int = 600  # multi_round: tokens of a candidate reply shown to the router (Router-R1: 600)
     max_action_chars: int = 8192  # multi_round: longest router turn (characters) the action space admits
@@ -107,6 +116,9 @@ class MultiLLMQAConfig:
             raise ValueError(f"env.cost_window={self.cost_window}: needs at least 2 episodes")
         if self.cost_reference not in COST_REFERENCES:
             raise ValueError(f"env.cost_reference={self.cost_reference!r}: choose one of {COST_REFERENCES}")
+        check_features(self.features)
+        if self.reward not in REWARDS or (self.reward == "budgetmem" and self.mode != "select"):
+            raise ValueError(f"env.reward={self.reward!r}: choose one of {REWARDS} (budgetmem: select mode)")
         if self.outcome not in OUTCOMES:
             raise ValueError(f"env.outcome={self.outcome!r}: choose one of {OUTCOMES}")
         if self.mode == "multi_round" and self.outcome == "recorded":
@@ -183,8 +195,8 @@ class MultiLLMQAEnv(gym.Env):
         pool: the candidate pool (any :class:`~rl_router.pool.types.CandidatePool`).
         examples: rows with ``id``, ``question``, ``golden_answers`` and, for replay pools,
             ``query_id`` (the routing-table row id).
-        embeddings: ``float32 [len(examples), D]`` query embeddings, row-aligned with ``examples``
-            (``select`` only; ``multi_round`` observes text).
+        embeddings: ``float32 [len(examples), 384]`` query embeddings, row-aligned with ``examples``
+            (``select`` with the ``embedding`` block only; ``multi_round`` observes text).
         normalizer: a shared cost normaliser (vectorised copies of the env should share one, so
             the percentile window sees every episode); a fresh one when None.
         count_tokens: the token counter behind ``info_token_cap`` (e.g. the router tokenizer's
@@ -215,8 +227,10 @@ class MultiLLMQAEnv(gym.Env):
         alpha: float = 0.6,
         cost_window: int = 2000,
         cost_reference: str = "rolling",
+        reward: str = "router_r1",
         outcome: str = "recorded",
         shuffle: bool = True,
+        features: Sequence[str] = DEFAULT_FEATURES,
         normalizer: PercentileCostNormalizer | None = None,
         max_routes: int = 4,
         info_token_cap: int = 600,
@@ -229,7 +243,9 @@ class MultiLLMQAEnv(gym.Env):
             alpha=alpha,
             cost_window=cost_window,
             cost_reference=cost_reference,
+            reward=reward,
             outcome=outcome,
+            features=list(features),
             max_routes=max_routes,
             info_token_cap=info_token_cap,
             max_action_chars=max_action_chars,
@@ -254,6 +270,10 @@ class MultiLLMQAEnv(gym.Env):
         self.normalizer = normalizer or PercentileCostNormalizer(window=cost_window)
         self.defer_cost = defer_cost
         self.reward_fn = RouterR1Reward(alpha=alpha)
+        # BudgetMem's reward, its std-ratio scale matched on this env's own episodes
+        self.budgetmem = (
+            BudgetMemReward(lam=alpha, scale=ScaleMatcher(cost_window)) if reward == "budgetmem" else None
+        )
         self.max_routes = max_routes
         self.info_token_cap = info_token_cap
         self.count_tokens: TokenCounter = count_tokens or whitespace_tokens
@@ -264,12 +284,13 @@ class MultiLLMQAEnv(gym.Env):
         self._episode: _Episode | None = None
 
         if mode == "select":
-            if embeddings is None or len(embeddings) != len(examples):
+            if "embedding" in features and (embeddings is None or len(embeddings) != len(examples)):
                 got = "no" if embeddings is None else len(embeddings)
                 raise ValueError(f"{got} embeddings for {len(examples)} examples: rows must align")
-            self.embeddings = np.asarray(embeddings, dtype=np.float32)
+            questions = [str(example["question"]) for example in examples]
+            self.query = query_features(questions, features, embeddings=embeddings)  # [n, Q]
             self._features = descriptor_features(self.descriptors).reshape(-1)
-            dim = self.embeddings.shape[1] + self._features.size
+            dim = self.query.shape[1] + self._features.size
             self.observation_space = spaces.Box(-np.inf, np.inf, shape=(dim,), dtype=np.float32)
             self.action_space = spaces.Discrete(len(self.descriptors))
         else:
@@ -370,8 +391,9 @@ class MultiLLMQAEnv(gym.Env):
         self._pending, self._episode = None, _Episode(**state["episode"]) if state["episode"] else None
 
     def shared_state(self) -> dict[str, Any]:
-        """Stateful objects sub-envs may share, so left out of :meth:`state_dict`: the cost normaliser."""
-        return {"normalizer": self.normalizer}
+        """Stateful objects sub-envs may share, so left out of :meth:`state_dict`: the cost normaliser
+        (and BudgetMem's scale matcher, saved the same way)."""
+        return {"normalizer": self.normalizer} | ({"scale": self.budgetmem.scale} if self.budgetmem else {})
 
     # -- helpers ---------------------------------------------------------------------------------
     def prompt_messages(self, index: int) -> list[dict[str, str]]:
@@ -402,7 +424,7 @@ class MultiLLMQAEnv(gym.Env):
 
     # -- select mode -----------------------------------------------------------------------------
     def _observation(self) -> np.ndarray:
-        return np.concatenate([self.embeddings[self._index], self._features]).astype(np.float32)
+        return np.concatenate([self.query[self._index], self._features]).astype(np.float32)
 
     def _begin_select(self, action: int) -> Request:
         request = select_request(self.descriptors[action].name, self.examples[self._index])
@@ -415,7 +437,13 @@ class MultiLLMQAEnv(gym.Env):
         example = self.examples[self._index]
         correct = 0.0 if result.error else self._score(result.text, result.score, example)
         cost_term = self.normalizer.score_batch([result.cost_usd])[0]
-        reward = self.reward_fn([result.text], format_ok=[True], correct=[correct], cost_term=[cost_term])[0]
+        if self.budgetmem is not None:
+            reward = self.budgetmem([result.text], task_reward=[correct], cost_term=[cost_term])[0]
+            self.budgetmem.update([correct], [cost_term])
+        else:
+            reward = self.reward_fn(
+                [result.text], format_ok=[True], correct=[correct], cost_term=[cost_term]
+            )[0]
         info = {
             "action_mask": self.action_mask(),
             "index": self._index,

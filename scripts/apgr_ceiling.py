@@ -1,92 +1,130 @@
-"""How much routing signal the default router's features hold: supervised full-information APGR.
+"""How much routing signal each query-feature set holds: supervised full-information APGR.
 
 The PPO router sees, per query, only the outcome of the model it picked. This script fits, on the same
-training rows and the same all-MiniLM-L6-v2 embeddings, regressors that see BOTH models' recorded
-outcomes and predict ``score(strong) - score(weak)``; ranking held-out queries by that prediction is
-the best a threshold router on these features can be expected to do. Also reported: single-feature
-rankings (prompt length, MMLU subject prior) and random (0.5 by construction).
+training rows and the same features (:mod:`rl_router.data.features`), an L2 logistic regression that
+sees BOTH models' recorded outcomes and predicts ``P(score(strong) > score(weak))``; ranking
+held-out queries by it is what a threshold router on those features can be expected to reach. One
+row per feature set, APGR per benchmark on the validation and on the test rows (choose on
+validation). Also: the prompt's length alone, and the mean training gain of the row's MMLU subject,
+a reference that only works on subjects seen in training (no feature: an unseen subject has no prior).
+
+The last line is ``apgr_json=<json>``: feature set -> split -> benchmark -> APGR.
 
 Launch:
-    .venv/bin/python scripts/apgr_ceiling.py [--test-fraction 0.3] [--split-seed 0]
+    .venv/bin/python scripts/apgr_ceiling.py [--test-fraction 0.3] [--split-seed 0] [--l2 1e-3]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from collections import defaultdict
 
 import numpy as np
 import torch
 
+from rl_router.data.features import query_features
 from rl_router.data.routellm import load_routing_splits
 from rl_router.embeddings import embed_queries
 from rl_router.eval.routellm_metrics import apgr
 
 STRONG, WEAK = "gpt-4-1106-preview", "mistralai/Mixtral-8x7B-Instruct-v0.1"
+FEATURE_SETS = (
+    ("embedding",),
+    ("length",),
+    ("format", "text_stats"),
+    ("length", "format", "text_stats"),
+    ("embedding", "length"),
+    ("embedding", "length", "format", "text_stats"),
+)
 
 
-def fit_regressor(
-    x: np.ndarray, y: np.ndarray, hidden: int, epochs: int = 300, seed: int = 0
-) -> torch.nn.Module:
-    """Full-batch Adam on squared error; ``hidden=0`` is a linear model."""
-    torch.manual_seed(seed)
-    dim = x.shape[1]
-    net = (
-        torch.nn.Linear(dim, 1)
-        if hidden == 0
-        else torch.nn.Sequential(torch.nn.Linear(dim, hidden), torch.nn.Tanh(), torch.nn.Linear(hidden, 1))
-    )
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=1e-3)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    for _ in range(epochs):
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float, steps: int = 200) -> tuple[np.ndarray, float]:
+    """L2-regularised logistic regression by L-BFGS on standardised columns: ``(weights, bias)``."""
+    xt, yt = torch.from_numpy(x).double(), torch.from_numpy(y).double()
+    w = torch.zeros(x.shape[1], dtype=torch.float64, requires_grad=True)
+    b = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], max_iter=steps, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
         opt.zero_grad()
-        loss = ((net(xt).squeeze(-1) - yt) ** 2).mean()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(xt @ w + b, yt) + l2 * (w @ w)
         loss.backward()
-        opt.step()
-    return net.eval()
+        return loss
+
+    opt.step(closure)
+    return w.detach().numpy(), float(b)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--test-fraction", type=float, default=0.3)
     parser.add_argument("--split-seed", type=int, default=0)
+    parser.add_argument("--l2", type=float, default=1e-3, help="L2 weight on the standardised weights")
     args = parser.parse_args()
 
-    train, _, test = load_routing_splits(test_fraction=args.test_fraction, split_seed=args.split_seed)
-    s, w = train.models.index(STRONG), train.models.index(WEAK)
-    x_train = embed_queries(train.prompts, progress=False)
-    x_test = embed_queries(test.prompts, progress=False)
-    y_train = (train.scores[:, s] - train.scores[:, w]).astype(np.float32)
-    bench = np.array([src.split("/")[0] for src in test.sources])
-
-    subject_gain: dict[str, list[float]] = defaultdict(list)
-    for source, gain in zip(train.sources, y_train, strict=True):
-        subject_gain[source].append(float(gain))
-    rankings = {
-        "prompt length (chars)": np.array([len(p) for p in test.prompts], dtype=np.float64),
-        "subject prior (mean train gain per source)": np.array(
-            [np.mean(subject_gain.get(src, [0.0])) for src in test.sources]
-        ),
-    }
-    for hidden in (0, 256):
-        net = fit_regressor(x_train, y_train, hidden)
-        with torch.no_grad():
-            pred = net(torch.from_numpy(x_test)).squeeze(-1).numpy()
-        rankings[f"supervised regressor on embeddings ({'linear' if hidden == 0 else f'MLP {hidden}'})"] = (
-            pred
-        )
-
-    print(
-        f"held-out rows: {len(test)} "
-        f"({', '.join(f'{b}={int((bench == b).sum())}' for b in sorted(set(bench)))})"
+    splits = dict(
+        zip(("train", "val", "test"), load_routing_splits(args.test_fraction, args.split_seed), strict=True)
     )
-    print(f"{'ranking':<58}" + "".join(f"{b:>10}" for b in sorted(set(bench))))
-    for name, score in rankings.items():
-        row = [
-            apgr(score[bench == b], test.scores[bench == b, w], test.scores[bench == b, s])
-            for b in sorted(set(bench))
-        ]
-        print(f"{name:<58}" + "".join(f"{v:>10.3f}" for v in row))
+    s, w = splits["train"].models.index(STRONG), splits["train"].models.index(WEAK)
+    emb = {name: embed_queries(t.prompts, progress=False) for name, t in splits.items()}
+    gain = {name: t.scores[:, s] - t.scores[:, w] for name, t in splits.items()}
+    bench = {name: np.array([src.split("/")[0] for src in t.sources]) for name, t in splits.items()}
+    benches = sorted(set(bench["test"]))
+
+    def scores_of(score: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {}
+        for split in ("val", "test"):
+            t, rows = splits[split], bench[split]
+            out[split] = {
+                b: apgr(score[split][rows == b], t.scores[rows == b, w], t.scores[rows == b, s])
+                for b in benches
+            }
+        return out
+
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    for blocks in FEATURE_SETS:
+        x = {n: query_features(t.prompts, blocks, embeddings=emb[n]) for n, t in splits.items()}
+        mean, std = x["train"].mean(0), x["train"].std(0) + 1e-6  # training rows only
+        weights, bias = fit_logistic(
+            (x["train"] - mean) / std, (gain["train"] > 0).astype(np.float64), args.l2
+        )
+        results["+".join(blocks)] = scores_of(
+            {n: ((x[n] - mean) / std) @ weights + bias for n in ("val", "test")}
+        )
+    results["prompt length (chars)"] = scores_of(
+        {n: np.array([len(p) for p in splits[n].prompts], float) for n in ("val", "test")}
+    )
+    subject_gain: dict[str, list[float]] = defaultdict(list)
+    for source, g in zip(splits["train"].sources, gain["train"], strict=True):
+        subject_gain[source].append(float(g))
+    results["subject prior (seen subjects only)"] = scores_of(
+        {
+            n: np.array([np.mean(subject_gain.get(src, [0.0])) for src in splits[n].sources])
+            for n in ("val", "test")
+        }
+    )
+
+    counts = {n: ", ".join(f"{b}={int((bench[n] == b).sum())}" for b in benches) for n in ("val", "test")}
+    print(
+        f"rows: train {len(splits['train'])}, val {len(splits['val'])} ({counts['val']}), test "
+        f"{len(splits['test'])} ({counts['test']}); logistic regression, l2={args.l2:g}"
+    )
+    header = "".join(f"{split + ' ' + b:>12}" for split in ("val", "test") for b in benches)
+    print(f"{'features':<44}{header}")
+    for name, res in results.items():
+        print(
+            f"{name:<44}" + "".join(f"{res[split][b]:>12.3f}" for split in ("val", "test") for b in benches)
+        )
+    print(
+        "apgr_json="
+        + json.dumps(
+            {
+                k: {sp: {b: round(v, 4) for b, v in r.items()} for sp, r in res.items()}
+                for k, res in results.items()
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -103,8 +103,15 @@ def test_router_config_and_pool_describe_the_policy_router(exported):
     assert config["policy"]["_target_"] == "rl_router.policies.router_policy.RouterPolicy"
     assert config["policy"]["query_hidden"] == [256]
     assert config["embedding_model"] == {"name": "sentence-transformers/all-MiniLM-L6-v2", "dim": 384}
-    assert config["observation"]["dim"] == 384 + 3 * 2
-    assert [part["size"] for part in config["observation"]["parts"]] == [384, 6]
+    assert config["observation"]["dim"] == 384 + 2 + 2 + 8 + 3 * 2
+    parts = config["observation"]["parts"]
+    assert [(part["name"], part["size"]) for part in parts] == [
+        ("query_embedding", 384),
+        ("length", 2),
+        ("format", 2),
+        ("text_stats", 8),
+        ("descriptor_features", 6),
+    ]
     assert config["prompt_template"] is None
     assert "not applicable" in config["prompt_template_note"]
     assert config["action_names"] == ["mixtral-8x7b", "gpt-4"]
@@ -282,8 +289,8 @@ def test_a_policy_checkpoint_folder_evaluates_and_exports_as_itself(exported, tm
     router = load_router(older)
     assert router.checkpoint == older
     assert not np.array_equal(
-        router.probs(np.eye(2, 384, dtype=np.float32)),
-        load_router(run_dir).probs(np.eye(2, 384, dtype=np.float32)),
+        router.probs(np.eye(2, router.query_dim, dtype=np.float32)),
+        load_router(run_dir).probs(np.eye(2, router.query_dim, dtype=np.float32)),
     )  # the older weights, not the newest
     report = run_eval(compose("eval", [f"checkpoint={older}", f"out_dir={tmp_path / 'eval'}"]))
     assert Path(report["meta"]["checkpoint"]).name == "step_0000000128" and report["meta"]["rows"] > 0

@@ -152,7 +152,10 @@ def train(cfg: DictConfig, run_dir: Path, progress: bool = True) -> dict[str, An
     # ---------------------------------------------------------------- env
     try:
         descriptors = list(pool.descriptors)
-        embeddings = embed_queries(train_table.prompts, progress=progress)
+        features = tuple(env_cfg.features)  # the query blocks the env observes and the router computes
+        embeddings = (
+            embed_queries(train_table.prompts, progress=progress) if "embedding" in features else None
+        )
         if env_cfg.cost_reference == "table":
             # every candidate's list price on every training row: C compares against the whole pool
             normalizer = PercentileCostNormalizer.from_reference(
@@ -163,7 +166,7 @@ def train(cfg: DictConfig, run_dir: Path, progress: bool = True) -> dict[str, An
 
         make_env = env_factory(env_cfg, pool=pool, normalizer=normalizer, embeddings=embeddings)
         envs = ppo.make_vec_env([lambda: make_env(examples)] * trainer_cfg.num_envs)
-        policy = build_policy(cfg.policy, descriptors)
+        policy = build_policy(cfg.policy, descriptors, features)
 
         # ------------------------------------------------------------ train
         result = ppo.train(
@@ -184,7 +187,7 @@ def train(cfg: DictConfig, run_dir: Path, progress: bool = True) -> dict[str, An
 
     # ---------------------------------------------------------------- evaluate
     # validation: what sweeps and defaults are chosen on; test: what is reported, chosen on by no one
-    router = PolicyRouter(policy.eval(), descriptors, checkpoint=result["checkpoint"])
+    router = PolicyRouter(policy.eval(), descriptors, checkpoint=result["checkpoint"], features=features)
     validation = evaluate_router_on_table(router, val_table, run_dir / VALIDATION_DIR, progress=False)
     report = evaluate_router_on_table(router, test_table, run_dir, progress=progress)
     eval_metrics = {}

@@ -123,6 +123,21 @@ def test_select_mode_rewards_a_correct_pick_by_its_cost():
         env.step(2)
 
 
+def test_budgetmem_reward_scales_the_cost_term_by_the_std_ratio():
+    env = select_env(make_pool(["Paris"], small=["Paris"]), reward="budgetmem", alpha=0.5)
+    rewards = []
+    for index, action in ((0, 1), (0, 0), (1, 1)):  # (correct, C): (1, 1), (1, 0), (0, 1)
+        env.reset(seed=0, options={"index": index})
+        rewards.append(env.step(action)[1])
+    # 1: one pair, no std yet -> s = 1; 2: correct constant so far -> s = 0; 3: equal spreads -> s = 1
+    assert rewards == pytest.approx([1.0 + 0.5, 1.0, 0.0 + 0.5])
+    assert env.shared_state()["scale"].num_episodes == 3
+    with pytest.raises(
+        ValueError, match="env.reward='budgetmem': choose one of .* \\(budgetmem: select mode\\)"
+    ):
+        MultiLLMQAConfig(mode="multi_round", outcome="em", reward="budgetmem")
+
+
 def test_select_mode_turns_a_failed_call_into_zero_reward():
     env = select_env(make_pool(["Paris"], failure_rate=1.0))
     env.reset(seed=0, options={"index": 0})
@@ -164,6 +179,19 @@ def test_select_mode_batches_its_picks_too():
     out = batched_step(envs, [0, 1])
     assert [[r.model for r in batch] for batch in pool.batches] == [["fake-large", "fake-small"]]
     assert [o[4]["correct"] for o in out] == [1.0, 1.0]
+
+
+def test_select_observation_holds_the_configured_feature_blocks():
+    from rl_router.data.features import text_features
+
+    env = MultiLLMQAEnv(
+        make_pool(["Paris"]), ROWS, features=["length", "format"]
+    )  # no embedding: none needed
+    obs, _ = env.reset(options={"index": 1})
+    assert env.observation_space.shape == obs.shape == (2 + 2 + 3 * 2,)
+    assert np.array_equal(obs[:4], text_features([ROWS[1]["question"]], ["length", "format"])[0])
+    with pytest.raises(ValueError, match=r"env.features=\['embedding', 'syntax'\]: unknown block"):
+        MultiLLMQAConfig(features=["embedding", "syntax"])
 
 
 def test_select_mode_needs_aligned_embeddings():

@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 
 from rl_router import load_router
 from rl_router.checkpoint import save_checkpoint
+from rl_router.data.features import DEFAULT_FEATURES, feature_dim
 from rl_router.routers import calibration as calibration_module
 from rl_router.routers.calibration import (
     Calibration,
@@ -29,6 +30,8 @@ from rl_router.routers.calibration import (
 )
 from rl_router.routers.policy import build_policy, pool_descriptors
 from rl_router.run import RUN_CONFIG
+
+QUERY_DIM = feature_dim(DEFAULT_FEATURES)  # the default config's query features
 
 NAMES = ["mixtral-8x7b", "gpt-4"]
 
@@ -142,7 +145,7 @@ def run(run_dir):
 
 
 def probe(n: int = 64) -> np.ndarray:
-    x = np.random.default_rng(1).standard_normal((n, 384)).astype(np.float32)
+    x = np.random.default_rng(1).standard_normal((n, QUERY_DIM)).astype(np.float32)
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 

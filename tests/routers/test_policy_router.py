@@ -15,10 +15,13 @@ from omegaconf import OmegaConf
 
 from rl_router import load_router
 from rl_router.checkpoint import save_checkpoint
+from rl_router.data.features import DEFAULT_FEATURES, feature_dim
 from rl_router.hub import export_router
 from rl_router.routers.load import load_exported
 from rl_router.routers.policy import build_policy, descriptor_dict, descriptor_from_dict, pool_descriptors
 from rl_router.run import RUN_CONFIG
+
+QUERY_DIM = feature_dim(DEFAULT_FEATURES)  # the default config's query features
 
 
 @pytest.fixture
@@ -35,7 +38,7 @@ def run_dir(compose, tmp_path):
 
 
 def probe(n: int = 32) -> np.ndarray:
-    x = np.random.default_rng(1).standard_normal((n, 384)).astype(np.float32)
+    x = np.random.default_rng(1).standard_normal((n, QUERY_DIM)).astype(np.float32)
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
@@ -135,3 +138,52 @@ def test_unknown_repo_id_offline_is_a_file_not_found():
     # conftest sets HF_HUB_OFFLINE=1: snapshot_download looks in the local Hub cache only
     with pytest.raises(FileNotFoundError, match="nobody-here/no-router is not a local directory"):
         load_router("nobody-here/no-router")
+
+
+def test_a_run_recorded_before_env_features_loads_as_embedding_only(run_dir, tmp_path):
+    """Older run directories and exports observe the 384-d embedding alone, and still load."""
+    cfg = OmegaConf.load(run_dir / RUN_CONFIG)
+    del cfg.env["features"]
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    OmegaConf.save(cfg, legacy / RUN_CONFIG)
+    torch.manual_seed(0)
+    policy = build_policy(cfg.policy, pool_descriptors(cfg.pool), ["embedding"])
+    save_checkpoint(legacy, 64, policy, torch.optim.Adam(policy.parameters()), {"global_step": 64})
+    router = load_router(legacy)
+    assert router.features == ("embedding",) and router.query_dim == 384
+    folder = export_router(legacy, "alice/old-router", tmp_path / "export")
+    layout = json.loads((folder / "router_config.json").read_text())["observation"]
+    assert [part["name"] for part in layout["parts"]] == ["query_embedding", "descriptor_features"]
+    x = probe()[:, :384]
+    assert np.array_equal(load_router(folder).probs(x), router.probs(x))
+
+
+def test_router_computes_the_observation_the_env_trained_on(run_dir):
+    """`router.embed(text)` is the env's observation of that row, minus the descriptor features."""
+    from envs.multi_llm_qa import MultiLLMQAEnv
+    from rl_router.data.routellm import load_routing_table
+    from rl_router.embeddings import embed_queries
+
+    class Candidates:  # reset() only reads the pool's descriptors
+        descriptors = load_router(run_dir).descriptors
+
+    router = load_router(run_dir)
+    table = load_routing_table(limit=6)  # shipped prompts: their embeddings are in the shipped cache
+    rows = [
+        {"id": i, "question": p, "golden_answers": []} for i, p in zip(table.ids, table.prompts, strict=True)
+    ]
+    env = MultiLLMQAEnv(Candidates(), rows, embed_queries(table.prompts, progress=False))
+    ours = router.embed(table.prompts)
+    for i in range(len(rows)):
+        obs, _ = env.reset(options={"index": i})
+        assert np.array_equal(obs[: router.query_dim], ours[i])
+    assert obs.shape == (router.query_dim + 3 * 2,)
+
+
+def test_bare_embeddings_for_a_router_with_text_features_are_refused(run_dir):
+    router = load_router(run_dir)
+    with pytest.raises(
+        ValueError, match=r"query features of shape \(32, 384\), but this router reads \[n, 396\]"
+    ):
+        router.probs(probe()[:, :384])
