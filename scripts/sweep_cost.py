@@ -19,7 +19,7 @@ writes:
 The last line printed is ``sweep_json=<path>``.
 
 Launch:
-    .venv/bin/python scripts/sweep_cost.py                     # the default budgets, experiment=default
+    .venv/bin/python scripts/sweep_cost.py                     # the default budgets, experiment=budget
     .venv/bin/python scripts/sweep_cost.py --budgets 0.001 0.002 --out outputs/sweep_tiny debug=tiny
     .venv/bin/python scripts/sweep_cost.py --alphas 0.2 0.6 0.9 logger=none
     .venv/bin/python scripts/sweep_cost.py --collect-only outputs/sweep_cost/<date>_<time>  # redraw only
@@ -45,15 +45,9 @@ from rl_router.run import RUN_CONFIG, VALIDATION_DIR
 
 # $ per query, about 20% ... 80% of always-GPT-4's $0.0034 on the default experiment's rows
 DEFAULT_BUDGETS = (0.0007, 0.0012, 0.0017, 0.0022, 0.0027)
-# Budget runs: the multiplier pins how often the strong model is used, so what the policy must learn is
-# the per-query ranking, which PPO's defaults (lr 3e-4, 4 epochs, 32 queries a rollout) barely start in
-# 20k steps; rollouts of 128 queries also measure the greedy share well enough to steer lam by.
-BUDGET_OVERRIDES = (
-    "trainer.lr=1e-3",
-    "trainer.update_epochs=10",
-    "trainer.num_steps=16",
-    "trainer.num_minibatches=4",
-)
+# Budget runs train conf/experiment/budget.yaml: the default experiment with 128-query rollouts, lr 1e-3 and
+# 10 epochs (why: that file's header)
+BUDGET_EXPERIMENT = "experiment=budget"
 
 
 def run_sweep(key: str, values: list[float], out: Path, overrides: list[str]) -> None:
@@ -203,7 +197,7 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
         else:
             budgets = args.budgets or list(DEFAULT_BUDGETS)
             run_sweep(
-                "trainer.budget.cost_per_query", budgets, out.resolve(), [*BUDGET_OVERRIDES, *args.overrides]
+                "trainer.budget.cost_per_query", budgets, out.resolve(), [BUDGET_EXPERIMENT, *args.overrides]
             )
     rows, baselines = collect_sweep(out)
     if not rows:

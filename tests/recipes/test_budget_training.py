@@ -43,6 +43,20 @@ def test_a_budget_is_one_kind(compose):
     assert typed(compose(["+trainer.budget.share.gpt-4=0.3"]).trainer).budget.target == 0.3
 
 
+def test_the_budget_experiment_is_the_default_one_with_the_budget_settings(compose):
+    cfg = compose(["experiment=budget", "trainer.budget.cost_per_query=0.0017"])
+    default = compose([])
+    trainer = typed(cfg.trainer)
+    assert cfg.name == "budget" and trainer.budget.target == 0.0017
+    assert (trainer.lr, trainer.update_epochs, trainer.batch_size, trainer.minibatch_size) == (
+        1e-3,
+        10,
+        128,
+        32,
+    )
+    assert cfg.env == default.env and cfg.data == default.data and cfg.pool == default.pool
+
+
 def test_a_step_uses_its_dollars_or_its_pick_of_the_capped_model():
     names = ["mixtral-8x7b", "gpt-4"]
     info = {"final_info": {"cost_usd": np.array([0.004, 0.00003]), "_cost_usd": np.array([True, True])}}
