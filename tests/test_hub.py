@@ -103,13 +103,10 @@ def test_router_config_and_pool_describe_the_policy_router(exported):
     assert config["policy"]["_target_"] == "rl_router.policies.router_policy.RouterPolicy"
     assert config["policy"]["query_hidden"] == [256]
     assert config["embedding_model"] == {"name": "sentence-transformers/all-MiniLM-L6-v2", "dim": 384}
-    assert config["observation"]["dim"] == 384 + 2 + 2 + 8 + 3 * 2
+    assert config["observation"]["dim"] == 384 + 3 * 2
     parts = config["observation"]["parts"]
     assert [(part["name"], part["size"]) for part in parts] == [
         ("query_embedding", 384),
-        ("length", 2),
-        ("format", 2),
-        ("text_stats", 8),
         ("descriptor_features", 6),
     ]
     assert config["prompt_template"] is None

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from rl_router.data.features import (
+    ALL_FEATURES,
     BLOCKS,
     DEFAULT_FEATURES,
     check_features,
@@ -53,7 +54,7 @@ def test_query_features_concatenate_blocks_in_the_listed_order():
     assert np.array_equal(x[:, 2:7], emb)
     assert np.array_equal(x[:, :2], text_features([MMLU, GSM8K], ["length"]))
     assert x[:, 7].tolist() == [1.0, 0.0]
-    assert feature_dim(DEFAULT_FEATURES) == 384 + 2 + 2 + 8
+    assert feature_dim(ALL_FEATURES) == 384 + 2 + 2 + 8 and feature_dim(DEFAULT_FEATURES) == 384
     with pytest.raises(ValueError, match=r"embeddings of shape \(1, 5\) for 2 texts: need one row each"):
         query_features([MMLU, GSM8K], ["embedding"], embeddings=emb[:1])
 

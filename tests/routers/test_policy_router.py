@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 
 from rl_router import load_router
 from rl_router.checkpoint import save_checkpoint
-from rl_router.data.features import DEFAULT_FEATURES, feature_dim
+from rl_router.data.features import ALL_FEATURES, DEFAULT_FEATURES, feature_dim
 from rl_router.hub import export_router
 from rl_router.routers.load import load_exported
 from rl_router.routers.policy import build_policy, descriptor_dict, descriptor_from_dict, pool_descriptors
@@ -24,17 +24,28 @@ from rl_router.run import RUN_CONFIG
 QUERY_DIM = feature_dim(DEFAULT_FEATURES)  # the default config's query features
 
 
-@pytest.fixture
-def run_dir(compose, tmp_path):
-    """A run directory holding the default config and a step-64 checkpoint of random weights."""
-    cfg = compose(["debug=tiny"])
-    run = tmp_path / "run"
+def make_run(cfg, run):
+    """``run``: a run directory holding ``cfg`` and a step-64 checkpoint of random weights."""
     run.mkdir()
     OmegaConf.save(cfg, run / RUN_CONFIG, resolve=True)
     torch.manual_seed(0)
-    policy = build_policy(cfg.policy, pool_descriptors(cfg.pool))
+    policy = build_policy(cfg.policy, pool_descriptors(cfg.pool), list(cfg.env.features))
     save_checkpoint(run, 64, policy, torch.optim.Adam(policy.parameters()), {"global_step": 64})
     return run
+
+
+@pytest.fixture
+def run_dir(compose, tmp_path):
+    """A run directory of the default config (the embedding alone as query features)."""
+    return make_run(compose(["debug=tiny"]), tmp_path / "run")
+
+
+@pytest.fixture
+def featured_run(compose, tmp_path):
+    """A run directory whose router also reads every text block of the query."""
+    return make_run(
+        compose(["debug=tiny", f"env.features=[{','.join(ALL_FEATURES)}]"]), tmp_path / "featured"
+    )
 
 
 def probe(n: int = 32) -> np.ndarray:
@@ -159,21 +170,22 @@ def test_a_run_recorded_before_env_features_loads_as_embedding_only(run_dir, tmp
     assert np.array_equal(load_router(folder).probs(x), router.probs(x))
 
 
-def test_router_computes_the_observation_the_env_trained_on(run_dir):
+def test_router_computes_the_observation_the_env_trained_on(featured_run):
     """`router.embed(text)` is the env's observation of that row, minus the descriptor features."""
     from envs.multi_llm_qa import MultiLLMQAEnv
     from rl_router.data.routellm import load_routing_table
     from rl_router.embeddings import embed_queries
 
     class Candidates:  # reset() only reads the pool's descriptors
-        descriptors = load_router(run_dir).descriptors
+        descriptors = load_router(featured_run).descriptors
 
-    router = load_router(run_dir)
+    router = load_router(featured_run)
     table = load_routing_table(limit=6)  # shipped prompts: their embeddings are in the shipped cache
     rows = [
         {"id": i, "question": p, "golden_answers": []} for i, p in zip(table.ids, table.prompts, strict=True)
     ]
-    env = MultiLLMQAEnv(Candidates(), rows, embed_queries(table.prompts, progress=False))
+    embeddings = embed_queries(table.prompts, progress=False)
+    env = MultiLLMQAEnv(Candidates(), rows, embeddings, features=router.features)
     ours = router.embed(table.prompts)
     for i in range(len(rows)):
         obs, _ = env.reset(options={"index": i})
@@ -181,8 +193,22 @@ def test_router_computes_the_observation_the_env_trained_on(run_dir):
     assert obs.shape == (router.query_dim + 3 * 2,)
 
 
-def test_bare_embeddings_for_a_router_with_text_features_are_refused(run_dir):
-    router = load_router(run_dir)
+def test_a_router_with_text_features_exports_them_and_refuses_bare_embeddings(featured_run, tmp_path):
+    router = load_router(featured_run)
+    assert router.features == ALL_FEATURES
+    folder = export_router(featured_run, "alice/featured-router", tmp_path / "export")
+    parts = json.loads((folder / "router_config.json").read_text())["observation"]["parts"]
+    assert [(p["name"], p["size"]) for p in parts] == [
+        ("query_embedding", 384),
+        ("length", 2),
+        ("format", 2),
+        ("text_stats", 8),
+        ("descriptor_features", 6),
+    ]
+    from rl_router.data.routellm import load_routing_table
+
+    x = router.embed(load_routing_table(limit=2).prompts)  # shipped prompts: embeddings cached
+    assert x.shape == (2, 396) and np.array_equal(load_router(folder).probs(x), router.probs(x))
     with pytest.raises(
         ValueError, match=r"query features of shape \(32, 384\), but this router reads \[n, 396\]"
     ):
