@@ -163,3 +163,30 @@ def test_judge_scores_through_the_pool(rows):
     assert info["reward_terms"]["judge"] == 1.0 and reward == 1.0
     assert info["episode"]["calls"]["judge"] == 1
     assert np.isfinite(info["episode"]["f1"])
+
+
+@pytest.mark.slow
+def test_real_tiers_play_an_episode(rows):
+    """MiniLM for retrieval and the Mid tier, the zoo's SmolLM2-135M (transformers) for High."""
+    pool = build_pool(
+        PoolConfig(
+            models=[
+                {
+                    "name": "smollm2-135m",
+                    "backend": "hf",
+                    "model": "smollm2-135m-instruct",
+                    "price_in": 0.88,
+                    "price_out": 0.88,
+                    "sampling": {"max_tokens": 16},
+                }
+            ],
+            cache=False,
+        )
+    )
+    env = MemoryTiersEnv(pool, rows, encoder="minilm")
+    _, _, terminated, _, info = play(env, [1, 1, 1, 1, 2])
+    by_model = env.ledger.by_model()
+    assert terminated and by_model["smollm2-135m"]["calls"] == 1
+    assert 0 < by_model["smollm2-135m"]["output_tokens"] <= env.tiers[2].max_tokens  # the tier caps it
+    assert by_model["minilm-encoder"]["calls"] == 4 and 0.0 <= info["episode"]["f1"] <= 1.0
+    pool.close()
