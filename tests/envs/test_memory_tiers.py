@@ -190,3 +190,20 @@ def test_real_tiers_play_an_episode(rows):
     assert 0 < by_model["smollm2-135m"]["output_tokens"] <= env.tiers[2].max_tokens  # the tier caps it
     assert by_model["minilm-encoder"]["calls"] == 4 and 0.0 <= info["episode"]["f1"] <= 1.0
     pool.close()
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "envs.memory_modules",
+        "rl_router.data.locomo",
+        "rl_router.eval.memory_tiers",
+        "rl_router.policies.memory_tiers",
+    ],
+)
+def test_doctests(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.attempted > 0 and result.failed == 0
