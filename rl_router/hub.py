@@ -244,6 +244,8 @@ def export_llm_router(
         router.tokenizer.save_pretrained(str(tmp))
         (tmp / POOL).write_text(json.dumps([descriptor_dict(d) for d in router.descriptors], indent=2) + "\n")
         (tmp / ROUTER_CONFIG).write_text(json.dumps(llm_router_config(cfg, router), indent=2) + "\n")
+        if router.calibration is not None:  # its choice of candidate, as the run makes it
+            router.calibration.save(tmp)
         card = llm_model_card(repo_id, cfg, router, copy_reports(reports, tmp))
         (tmp / "README.md").write_text(card)
         _check_llm_round_trip(router, tmp)

@@ -20,7 +20,7 @@ A run directory is an LLM router's when its ``env.mode`` is ``multi_round``. Bot
     router = load_router("outputs/default/2026-11-25_03-00-00/checkpoints/step_10000")
     router.route(["What is 12 * 7?"])             # -> ["mixtral-8x7b"]
 
-A policy router comes back with the ``calibration.json`` of its run directory (also when one of
+A router (policy or LLM) comes back with the ``calibration.json`` of its run directory (also when one of
 the run's checkpoints is loaded) or of its exported folder, when there is one and it was fitted for
 these weights (:mod:`rl_router.routers.calibration`); a file fitted for other weights (a run trained
 on after ``rl-router calibrate``) is left unapplied with a warning, a malformed one is refused.
@@ -33,7 +33,7 @@ import logging
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from omegaconf import OmegaConf
 
@@ -62,6 +62,7 @@ from rl_router.routers.llm import LLMRouter
 TRUSTED_POLICY_PREFIX = "rl_router.policies."
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 log = logging.getLogger(__name__)
+Router = TypeVar("Router", PolicyRouter, LLMRouter)
 
 
 def load_router(path_or_repo_id: str | Path, revision: str | None = None) -> PolicyRouter | LLMRouter:
@@ -93,7 +94,7 @@ def load_router(path_or_repo_id: str | Path, revision: str | None = None) -> Pol
             return _load_run(run, checkpoint=path)
         run = run_of_model_dir(path)
         if run is not None:
-            return load_llm_run(run, load_run_config(run), model_dir=path)
+            return with_calibration(load_llm_run(run, load_run_config(run), model_dir=path), run)
         raise FileNotFoundError(
             f"{path} is neither a run directory of `rl-router train` (no {RUN_CONFIG}), one of its "
             f"checkpoints, nor a folder of `rl-router export` (no {ROUTER_CONFIG})"
@@ -133,7 +134,7 @@ def _load_run(run_dir: Path, checkpoint: Path | None = None) -> PolicyRouter | L
     """The router of a training run: its config and ``checkpoint`` (None: the newest)."""
     cfg = load_run_config(run_dir)
     if cfg.env.get("mode") == "multi_round":
-        return load_llm_run(run_dir, cfg)
+        return with_calibration(load_llm_run(run_dir, cfg), run_dir)
     latest = checkpoint if checkpoint is not None else ckpt.latest_checkpoint(run_dir)
     if latest is None:
         raise FileNotFoundError(f"{run_dir} holds no checkpoint (checkpoints/step_*): has training started?")
@@ -166,7 +167,7 @@ def load_exported(folder: str | Path) -> PolicyRouter | LLMRouter:
             f"({config.get('rl_router_version')})"
         )
     if kind == "llm":
-        return load_llm_exported(folder, config)
+        return with_calibration(load_llm_exported(folder, config), folder)
     descriptors = [descriptor_from_dict(d) for d in json.loads((folder / POOL).read_text())]
     layout = config.get("observation") or {}
     parts = [p for p in layout.get("parts", []) if p.get("name") != "descriptor_features"]
@@ -186,7 +187,7 @@ def load_exported(folder: str | Path) -> PolicyRouter | LLMRouter:
     return with_calibration(router, folder)
 
 
-def with_calibration(router: PolicyRouter, folder: Path) -> PolicyRouter:
+def with_calibration(router: Router, folder: Path) -> Router:
     """``router`` with the ``calibration.json`` of ``folder`` attached, when it fits these weights.
 
     Raises:
