@@ -41,14 +41,17 @@ class BudgetConfig:
     """A cap on what a policy spends (Hydra: ``trainer.budget``); off unless one kind is set.
 
     Example: ``trainer.budget.cost_per_query=0.0017`` or ``+trainer.budget.share.gpt-4=0.5`` (Hydra adds
-    a key to a dict with ``+``).
+    a key to a dict with ``+``). A ``share`` entry left ``None`` is a placeholder, dropped here:
+    ``conf/experiment/budget.yaml`` lists the default pool's models so, there,
+    ``trainer.budget.share.gpt-4=0.5`` needs no ``+``.
     """
 
     cost_per_query: float | None = None  # mean list-price $ per query the policy may spend; None: no cap
-    share: dict[str, float] = field(default_factory=dict)  # {model: x}: at most share x of queries to model
+    share: dict[str, float | None] = field(default_factory=dict)  # {model: x}: at most share x to model
     lambda_lr: float = 0.02  # dual-ascent step on lam per rollout, per unit of relative overspend
 
     def __post_init__(self) -> None:
+        self.share = {model: x for model, x in self.share.items() if x is not None}
         if self.cost_per_query is not None and self.share:
             raise ValueError(
                 f"trainer.budget sets both cost_per_query={self.cost_per_query} and "

@@ -64,8 +64,9 @@ def setting_of(cfg: Any) -> dict[str, float]:
     budget = cfg.trainer.get("budget") or {}
     if budget.get("cost_per_query") is not None:
         return {"trainer.budget.cost_per_query": float(budget.cost_per_query)}
-    if budget.get("share"):
-        return {f"trainer.budget.share.{m}": float(x) for m, x in budget.share.items()}
+    share = {m: x for m, x in (budget.get("share") or {}).items() if x is not None}  # None: a placeholder
+    if share:
+        return {f"trainer.budget.share.{m}": float(x) for m, x in share.items()}
     return {"env.alpha": float(cfg.env.alpha)}
 
 

@@ -55,6 +55,22 @@ def test_the_budget_experiment_is_the_default_one_with_the_budget_settings(compo
         32,
     )
     assert cfg.env == default.env and cfg.data == default.data and cfg.pool == default.pool
+    assert typed(cfg.trainer).budget.share == {}  # the listed models are unset placeholders
+
+
+def test_the_budget_experiment_takes_a_share_without_a_plus(compose):
+    budget = typed(compose(["experiment=budget", "trainer.budget.share.gpt-4=0.5"]).trainer).budget
+    assert (budget.share, budget.model, budget.target) == ({"gpt-4": 0.5}, "gpt-4", 0.5)
+    with pytest.raises(ValueError, match="a budget caps one model's share, keep one"):
+        typed(
+            compose(
+                [
+                    "experiment=budget",
+                    "trainer.budget.share.gpt-4=0.5",
+                    "trainer.budget.share.mixtral-8x7b=0.2",
+                ]
+            ).trainer
+        )
 
 
 def test_a_step_uses_its_dollars_or_its_pick_of_the_capped_model():

@@ -180,3 +180,13 @@ def test_real_two_budget_multirun_through_the_cli(tmp_path, capsys):
     assert all(r["val_apgr"] is not None for r in rows)  # every run also scored its validation split
     assert "chosen on validation APGR: cost_per_query=" in printed
     assert printed.rstrip("\n").splitlines()[-1] == f"sweep_json={paths['json']}"
+
+
+def test_a_share_run_of_the_budget_experiment_is_labelled_by_its_set_model_only():
+    trainer = {"budget": {"cost_per_query": None, "share": {"mixtral-8x7b": None, "gpt-4": 0.5}}}
+    cfg = OmegaConf.create({"env": {"alpha": 0.0}, "trainer": trainer})
+    assert sweep_cost.setting_of(cfg) == {"trainer.budget.share.gpt-4": 0.5}
+    trainer["budget"]["share"]["gpt-4"] = None  # only placeholders: no budget, the alpha run
+    assert sweep_cost.setting_of(OmegaConf.create({"env": {"alpha": 0.2}, "trainer": trainer})) == {
+        "env.alpha": 0.2
+    }
