@@ -96,3 +96,35 @@ def test_rl_router_eval_rescores_the_run_to_the_same_numbers(tiny_run, compose, 
         assert report["policies"][name]["success"] == trained[name]["success"]
         assert report["policies"][name]["cost_usd"] == pytest.approx(trained[name]["cost_usd"])
     assert report["bench"] == tiny_run["report"]["bench"]
+
+
+def test_rl_router_export_writes_a_folder_that_decides_like_the_run(tiny_run, tmp_path):
+    import torch
+
+    from rl_router import checkpoint as ckpt
+    from rl_router.eval.agent_steps_export import load_agent_steps_policy
+    from rl_router.hub import export_router
+
+    run_dir = tiny_run["run_dir"]
+    folder = export_router(run_dir, "alice/agent-steps", tmp_path / "export")
+    names = {p.name for p in folder.iterdir()}
+    assert {"model.safetensors", "router_config.json", "pool.json", "README.md", "report.json"} <= names
+    assert not any(n.endswith((".pt", ".pkl", ".bin")) for n in names)
+    policy = load_agent_steps_policy(folder)
+    trained = tiny_run["train"]["checkpoint"]
+    assert ckpt.checkpoint_step(trained) == 32 and ckpt.weights_digest(policy) == ckpt.weights_digest(
+        _run_policy(tiny_run, policy)
+    )
+    obs = torch.randn(3, policy.actor[0].in_features)
+    mask = torch.tensor([[True, True], [True, False], [True, True]])
+    assert policy(obs, mask)[0].argmax(-1)[1].item() == 0  # a masked tier is never chosen
+
+
+def _run_policy(tiny_run, like):
+    import copy
+
+    from rl_router import checkpoint as ckpt
+
+    policy = copy.deepcopy(like)
+    ckpt.load_policy_weights(tiny_run["train"]["checkpoint"], policy)
+    return policy
