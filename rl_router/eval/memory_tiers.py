@@ -188,3 +188,74 @@ def write_report(
         lines.append(f"| {name} | {s['f1']:.2f} | {s['cost_usd']:.3g} | {diversity} |")
     (out / "report.md").write_text("# memory_tiers evaluation\n\n" + "\n".join(lines) + "\n")
     return report
+
+
+MEMORY_TIERS_ENV = "envs.memory_tiers.MemoryTiersEnv"
+LOCOMO_SPLITS = "rl_router.data.locomo.locomo_splits"
+
+
+def is_memory_tiers_run(checkpoint: str | Path) -> bool:
+    """Whether ``checkpoint`` is a run directory of ``experiment=memory_tiers`` (or ``_budgetmem``)."""
+    from omegaconf import OmegaConf
+
+    from rl_router.run import RUN_CONFIG
+
+    path = Path(checkpoint) / RUN_CONFIG
+    return path.is_file() and (OmegaConf.load(path).get("env") or {}).get("_target_") == MEMORY_TIERS_ENV
+
+
+def run_memory_tiers_eval(
+    checkpoint: str | Path,
+    out_dir: str | Path,
+    split: str = "test",
+    pool_cfg: Any = None,
+    log_file: Path | None = None,
+    trust_recorded_pool: bool = False,
+) -> dict[str, Any]:
+    """``rl-router eval`` of a memory_tiers run: its newest checkpoint against the baselines on ``split``.
+
+    The recorded config is read as data: rows only through :func:`rl_router.data.locomo.locomo_splits`
+    (another data target is refused), the env through the env factory's schemas, the policy as a
+    :class:`MemoryTierPolicy` of the recorded sizes, the pool after :mod:`rl_router.trust`'s checks.
+    """
+    from omegaconf import OmegaConf
+
+    from rl_router import checkpoint as ckpt
+    from rl_router.data.locomo import locomo_splits
+    from rl_router.policies.memory_tiers import MemoryTierPolicyConfig, build_memory_policy
+    from rl_router.pool import PoolConfig, build_pool
+    from rl_router.rollout.episodes import EnvMaker
+    from rl_router.run import load_run_config
+    from rl_router.trust import UntrustedConfigError, check_recorded_pool
+
+    run = load_run_config(checkpoint)
+    where = f"{checkpoint} (recorded training config)"
+    data = OmegaConf.to_container(run.data, resolve=True)
+    if data.pop("_target_", None) != LOCOMO_SPLITS:
+        raise UntrustedConfigError(f"{where}: memory_tiers reads its rows with {LOCOMO_SPLITS} only")
+    parts = locomo_splits(**data)
+    rows = [r for p in (parts if split == "all" else [getattr(parts, split)]) for r in p]
+    policy_fields = OmegaConf.to_container(run.policy, resolve=True)
+    policy_fields.pop("_target_", None)
+    if pool_cfg is None:
+        pool_cfg = OmegaConf.to_container(run.pool, resolve=False)
+        if not trust_recorded_pool:
+            check_recorded_pool(pool_cfg, "pool", where)
+    latest = ckpt.latest_checkpoint(checkpoint)
+    if latest is None:
+        raise FileNotFoundError(f"{checkpoint} holds no checkpoint (checkpoints/step_*)")
+    pool_conf = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(PoolConfig), pool_cfg))
+    batch = int(run.trainer.get("batch_episodes", 32))
+    with build_pool(pool_conf, log_file=log_file) as pool:
+        make = EnvMaker(run.env, pool)
+        obs_dim = int(make.eval_envs(rows[:1], 1)[0].observation_space.shape[0])
+        policy_cfg = MemoryTierPolicyConfig(**policy_fields)
+        policy = build_memory_policy(policy_cfg, obs_dim, len(TIERS), len(MODULES))
+        ckpt.load_policy_weights(latest, policy)
+        router = summarize(evaluate(make.eval_envs, rows, policy.eval(), batch_size=batch))
+        baselines = {
+            name: summarize(evaluate(make.eval_envs, rows, p, greedy=name != "random", batch_size=batch))
+            for name, p in fixed_baselines().items()
+        }
+    extra = {"checkpoint": Path(latest).name, "split": split, "lam": float(run.env.get("lam", 0.0))}
+    return write_report(out_dir, router, baselines, extra=extra)

@@ -37,6 +37,7 @@ from rl_router.config import typed
 from rl_router.data.routing_table import RoutingTable, concat_tables
 from rl_router.data.splits import SPLITS, part_of
 from rl_router.eval.agent_steps_eval import is_agent_steps_run, run_agent_steps_eval
+from rl_router.eval.memory_tiers import is_memory_tiers_run, run_memory_tiers_eval
 from rl_router.eval.table_eval import evaluate_router_on_table
 from rl_router.routers.load import load_router
 from rl_router.run import LOG_FILE, portable_config
@@ -131,6 +132,13 @@ def run_eval(cfg: DictConfig) -> dict:
     if is_agent_steps_run(config.checkpoint):  # a tier router over game steps, not a QA router
         log_file = None if config.verbose else out_dir / LOG_FILE
         report = run_agent_steps_eval(
+            config.checkpoint, out_dir, config.split, cfg.get("pool"), log_file, config.trust_recorded_pool
+        )
+        print((out_dir / "report.md").read_text())
+        return report
+    if is_memory_tiers_run(config.checkpoint):  # a tier router over memory modules
+        log_file = None if config.verbose else out_dir / LOG_FILE
+        report = run_memory_tiers_eval(
             config.checkpoint, out_dir, config.split, cfg.get("pool"), log_file, config.trust_recorded_pool
         )
         print((out_dir / "report.md").read_text())

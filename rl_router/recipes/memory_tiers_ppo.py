@@ -18,7 +18,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -27,14 +26,13 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
-from envs.memory_modules import MODULES, TIERS, ModuleRunner
-from envs.memory_tiers import MemoryTiersConfig, MemoryTiersEnv, make_encoder
-from rewards.cost import PercentileCostNormalizer, ScaleMatcher
-from rl_router.config import construct, typed
+from envs.memory_modules import MODULES, TIERS
+from envs.memory_tiers import MemoryTiersConfig
+from rl_router.config import typed
 from rl_router.data.locomo import LocomoDataConfig
 from rl_router.eval.memory_tiers import evaluate, fixed_baselines, summarize, write_report
 from rl_router.policies.memory_tiers import MemoryTierPolicyConfig, build_memory_policy
-from rl_router.rollout.env_factory import env_schema
+from rl_router.rollout.episodes import EnvMaker
 from rl_router.run import VALIDATION_DIR, start_run
 from rl_router.trainers import joint_ppo
 
@@ -47,42 +45,6 @@ SCHEMAS: list[tuple[str, str, type]] = [
     ("trainer", "joint_ppo_schema", joint_ppo.JointPPOConfig),
     ("data", "locomo_schema", LocomoDataConfig),
 ]
-
-
-class EnvMaker:
-    """Builds envs of one config that share the pool, the cost window, alpha, the encoder and runner.
-
-    Args:
-        env_cfg: The env config (checked against ``ENV_SCHEMAS`` by :func:`env_schema`).
-        pool: The candidate pool.
-    """
-
-    def __init__(self, env_cfg: Any, pool: Any) -> None:
-        self.cfg: MemoryTiersConfig = env_schema(env_cfg)
-        self.pool = pool
-        self.runner = ModuleRunner(pool, make_encoder(self.cfg.encoder))
-
-    def __call__(
-        self,
-        rows: Sequence[Mapping[str, Any]],
-        n: int,
-        *,
-        lam: float | None = None,
-        shuffle: bool | None = None,
-    ) -> list[MemoryTiersEnv]:
-        cfg = self.cfg
-        if lam is not None or shuffle is not None:
-            cfg = dataclasses.replace(
-                cfg, lam=cfg.lam if lam is None else lam, shuffle=cfg.shuffle if shuffle is None else shuffle
-            )
-        normalizer = PercentileCostNormalizer(window=cfg.cost_window)
-        scale = ScaleMatcher(window=cfg.cost_window)
-        runtime = {"pool": self.pool, "normalizer": normalizer, "scale": scale, "runner": self.runner}
-        return [construct(cfg, examples=rows, **runtime) for _ in range(n)]
-
-    def eval_envs(self, rows: Sequence[Mapping[str, Any]], n: int) -> list[MemoryTiersEnv]:
-        """Envs for evaluation: dataset order (rows are picked by index anyway)."""
-        return self(rows, n, shuffle=False)
 
 
 def episode_metrics(infos: list[dict[str, Any]]) -> dict[str, float]:

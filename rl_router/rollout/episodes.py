@@ -3,16 +3,25 @@
 
 Every decision step of the batch goes through the env class's ``step_batch`` (one pool call per step
 for all live episodes), so training, evaluation and the baselines share one code path.
+:class:`EnvMaker` builds the ``memory_tiers`` envs they play, for the recipe, ``rl-router eval`` and
+the bench alike.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from torch.distributions import Categorical
+
+from envs.memory_modules import ModuleRunner
+from envs.memory_tiers import MemoryTiersConfig, MemoryTiersEnv, make_encoder
+from rewards.cost import PercentileCostNormalizer, ScaleMatcher
+from rl_router.config import construct
+from rl_router.rollout.env_factory import env_schema
 
 
 def _mask(info: dict[str, Any], n: int) -> np.ndarray:
@@ -77,3 +86,39 @@ def play_episodes(
         "rewards": torch.as_tensor(returns, dtype=torch.float32),
         "infos": infos,
     }
+
+
+class EnvMaker:
+    """Builds envs of one config that share the pool, the cost window, alpha, the encoder and runner.
+
+    Args:
+        env_cfg: The env config (checked against ``ENV_SCHEMAS`` by :func:`env_schema`).
+        pool: The candidate pool.
+    """
+
+    def __init__(self, env_cfg: Any, pool: Any) -> None:
+        self.cfg: MemoryTiersConfig = env_schema(env_cfg)
+        self.pool = pool
+        self.runner = ModuleRunner(pool, make_encoder(self.cfg.encoder))
+
+    def __call__(
+        self,
+        rows: Sequence[Mapping[str, Any]],
+        n: int,
+        *,
+        lam: float | None = None,
+        shuffle: bool | None = None,
+    ) -> list[MemoryTiersEnv]:
+        cfg = self.cfg
+        if lam is not None or shuffle is not None:
+            cfg = dataclasses.replace(
+                cfg, lam=cfg.lam if lam is None else lam, shuffle=cfg.shuffle if shuffle is None else shuffle
+            )
+        normalizer = PercentileCostNormalizer(window=cfg.cost_window)
+        scale = ScaleMatcher(window=cfg.cost_window)
+        runtime = {"pool": self.pool, "normalizer": normalizer, "scale": scale, "runner": self.runner}
+        return [construct(cfg, examples=rows, **runtime) for _ in range(n)]
+
+    def eval_envs(self, rows: Sequence[Mapping[str, Any]], n: int) -> list[MemoryTiersEnv]:
+        """Envs for evaluation: dataset order (rows are picked by index anyway)."""
+        return self(rows, n, shuffle=False)

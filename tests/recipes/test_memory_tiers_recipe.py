@@ -31,6 +31,15 @@ def test_cpu_experiment_trains_and_writes_its_report(compose, tmp_path):
     assert (tmp_path / "pareto.png").is_file() and (tmp_path / "validation" / "report.json").is_file()
     assert out["train"]["episodes"] == 8 and (tmp_path / "metrics.jsonl").is_file()
 
+    # rl-router eval on the run: the same router and baselines again, from the checkpoint
+    from rl_router.eval.run import run_eval
+
+    again = run_eval(compose([f"checkpoint={tmp_path}", f"out_dir={tmp_path / 'eval'}"], config_name="eval"))
+    assert again["router"]["f1"] == pytest.approx(report["router"]["f1"])
+    assert again["router"]["modal_choice"] == report["router"]["modal_choice"]
+    assert again["baselines"]["all_high"]["cost_usd"] == pytest.approx(high["cost_usd"])
+    assert (tmp_path / "eval" / "pareto.png").is_file() and again["checkpoint"] == "step_0000000008"
+
 
 @pytest.mark.parametrize("pool", ["budgetmem", "budgetmem_api"])
 def test_budgetmem_gpu_config_composes_with_its_prices(compose, pool):
