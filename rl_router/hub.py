@@ -48,6 +48,8 @@ from rl_router.config import typed
 from rl_router.embeddings import EMBED_DIM, EMBEDDING_MODEL
 from rl_router.eval.agent_steps_eval import AGENT_STEPS_ENV
 from rl_router.eval.agent_steps_export import write_agent_steps_folder
+from rl_router.eval.memory_tiers import MEMORY_TIERS_ENV
+from rl_router.eval.memory_tiers_export import write_memory_tiers_folder
 from rl_router.model_card import copy_reports, find_reports, llm_model_card, model_card
 from rl_router.pool.types import ModelDescriptor
 from rl_router.routers.calibration import Calibration
@@ -178,6 +180,8 @@ def export_router(run_dir: str | Path, repo_id: str, out_dir: str | Path) -> Pat
         raise FileNotFoundError(f"{run_dir} holds no checkpoint (checkpoints/step_*): nothing to export")
     if cfg.env.get("_target_") == AGENT_STEPS_ENV:  # a tier router over game steps, not a QA router
         return _assemble(out, lambda tmp: write_agent_steps_folder(tmp, Path(run_dir), cfg, repo_id, latest))
+    if cfg.env.get("_target_") == MEMORY_TIERS_ENV:  # a tier router over memory modules
+        return _assemble(out, lambda tmp: write_memory_tiers_folder(tmp, Path(run_dir), cfg, repo_id, latest))
     descriptors = pool_descriptors(cfg.pool)
     reports = find_reports(run_dir, latest)
 

@@ -40,6 +40,26 @@ def test_cpu_experiment_trains_and_writes_its_report(compose, tmp_path):
     assert again["baselines"]["all_high"]["cost_usd"] == pytest.approx(high["cost_usd"])
     assert (tmp_path / "eval" / "pareto.png").is_file() and again["checkpoint"] == "step_0000000008"
 
+    # rl-router export: a Hub folder whose policy loads back with the run's weights and decisions
+    import torch
+
+    from rl_router import checkpoint as ckpt
+    from rl_router.eval.memory_tiers_export import load_memory_tiers_policy
+    from rl_router.hub import export_router
+    from rl_router.policies.memory_tiers import MemoryTierPolicy
+
+    folder = export_router(tmp_path, "alice/memory-tiers", tmp_path / "export")
+    names = {p.name for p in folder.iterdir()}
+    assert {"model.safetensors", "router_config.json", "pool.json", "README.md", "report.json"} <= names
+    assert not any(n.endswith((".pkl", ".pt", ".bin")) for n in names)
+    tiers = json.loads((folder / "pool.json").read_text())
+    assert [t["tier"] for t in tiers] == ["low", "mid", "high"] and tiers[2]["price_in"] == 0.88
+    exported = load_memory_tiers_policy(folder)
+    run_policy = MemoryTierPolicy(2 * exported.embed_dim + 5)
+    ckpt.load_policy_weights(ckpt.latest_checkpoint(tmp_path), run_policy)
+    obs = torch.cat([torch.randn(3, 2 * exported.embed_dim).clamp(-1, 1), torch.eye(5)[:3]], dim=1)
+    assert torch.equal(exported(obs)[0], run_policy.eval()(obs)[0])
+
 
 @pytest.mark.parametrize("pool", ["budgetmem", "budgetmem_api"])
 def test_budgetmem_gpu_config_composes_with_its_prices(compose, pool):
