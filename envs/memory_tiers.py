@@ -181,9 +181,7 @@ class MemoryTiersEnv(gym.Env):
             lam=cfg.lam, alpha=cfg.alpha, scale=scale or ScaleMatcher(cfg.cost_window)
         )
         self.dim = int(self.encode(["memory"]).shape[1])
-        self.observation_space = spaces.Box(
-            -1.0, 1.0, shape=(2 * self.dim + len(MODULES),), dtype=np.float32
-        )
+        self.observation_space = spaces.Box(-1.0, 1.0, shape=(2 * self.dim + len(MODULES),), dtype=np.float32)
         self.action_space = spaces.Discrete(len(TIERS))
         self._order = np.arange(len(examples))
         self._cursor = 0
