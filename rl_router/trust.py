@@ -35,13 +35,25 @@ ALLOWED_TARGETS: dict[str, frozenset[str]] = {
             "rl_router.data.fanout_qa.load_fanoutqa",
             "rl_router.data.reasoning_tasks.load_reasoning_gym",
             "rl_router.data.mixture.load_qa_splits",
+            "rl_router.data.locomo.locomo_splits",
+            "envs.games.tasks.game_task_splits",
         }
     ),
     "pool": frozenset({"rl_router.pool.build.build_pool"}),
     "policy": frozenset(
-        {"rl_router.policies.mlp.ActorCritic", "rl_router.policies.router_policy.RouterPolicy"}
+        {
+            "rl_router.policies.mlp.ActorCritic",
+            "rl_router.policies.router_policy.RouterPolicy",
+            "rl_router.policies.memory_tiers.MemoryTierPolicy",
+        }
     ),
-    "env": frozenset({"envs.multi_llm_qa.MultiLLMQAEnv"}),
+    "env": frozenset(
+        {
+            "envs.multi_llm_qa.MultiLLMQAEnv",
+            "envs.agent_steps.AgentStepsEnv",
+            "envs.memory_tiers.MemoryTiersEnv",
+        }
+    ),
     "logger": frozenset({"rl_router.loggers.WandbLogger", "rl_router.loggers.NullLogger"}),
 }
 # Hydra keys that only change how an allowed target is called, never which code runs.

@@ -213,13 +213,12 @@ def test_eval_scores_with_another_outcome_when_asked(run_dir, exported, tmp_path
 
 
 @pytest.mark.parametrize("which", ["run", "model folder", "export"])
-def test_calibrate_stops_on_an_llm_router(run_dir, exported, which, compose):
+def test_calibrate_refuses_a_cost_target_for_an_llm_router(run_dir, exported, which, compose):
+    """LLM routers take share targets (tests/routers/test_llm_calibration.py); a cost target stops."""
     from rl_router.eval.calibrate import run_calibrate
 
     checkpoint = {"run": run_dir, "model folder": run_dir / "sft_model", "export": exported}[which]
-    cfg = compose([f"checkpoint={checkpoint}", "target.share=0.5"], config_name="calibrate")
-    with pytest.raises(
-        NotImplementedError, match=r"an LLM router: calibration of LLM routers is not built yet"
-    ):
+    cfg = compose([f"checkpoint={checkpoint}", "target.cost_per_query=0.001"], config_name="calibrate")
+    with pytest.raises(ValueError, match=r"is an LLM router: it takes share targets"):
         run_calibrate(cfg)
     assert not (run_dir / "calibration.json").exists() and not (exported / "calibration.json").exists()
