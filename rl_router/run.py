@@ -133,6 +133,12 @@ def load_run_config(run_dir: str | Path) -> DictConfig:
     return OmegaConf.load(path)
 
 
+def run_env_target(checkpoint: str | Path) -> str | None:
+    """The env class a run directory was trained on (its recorded ``env._target_``); None: not a run."""
+    path = Path(checkpoint) / RUN_CONFIG
+    return (OmegaConf.load(path).get("env") or {}).get("_target_") if path.is_file() else None
+
+
 def _leaves(node: Any, prefix: str = "") -> dict[str, Any]:
     if isinstance(node, dict):
         out: dict[str, Any] = {}

@@ -210,12 +210,9 @@ TASK_ROWS = "envs.games.tasks.game_task_splits"
 
 def is_agent_steps_run(checkpoint: str | Path) -> bool:
     """Whether ``checkpoint`` is a run directory of ``experiment=agent_steps`` (or ``agent_steps_bopo``)."""
-    from omegaconf import OmegaConf
+    from rl_router.run import run_env_target
 
-    from rl_router.run import RUN_CONFIG
-
-    path = Path(checkpoint) / RUN_CONFIG
-    return path.is_file() and (OmegaConf.load(path).get("env") or {}).get("_target_") == AGENT_STEPS_ENV
+    return run_env_target(checkpoint) == AGENT_STEPS_ENV
 
 
 def run_agent_steps_eval(

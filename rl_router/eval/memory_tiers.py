@@ -196,12 +196,9 @@ LOCOMO_SPLITS = "rl_router.data.locomo.locomo_splits"
 
 def is_memory_tiers_run(checkpoint: str | Path) -> bool:
     """Whether ``checkpoint`` is a run directory of ``experiment=memory_tiers`` (or ``_budgetmem``)."""
-    from omegaconf import OmegaConf
+    from rl_router.run import run_env_target
 
-    from rl_router.run import RUN_CONFIG
-
-    path = Path(checkpoint) / RUN_CONFIG
-    return path.is_file() and (OmegaConf.load(path).get("env") or {}).get("_target_") == MEMORY_TIERS_ENV
+    return run_env_target(checkpoint) == MEMORY_TIERS_ENV
 
 
 def run_memory_tiers_eval(
