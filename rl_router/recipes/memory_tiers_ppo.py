@@ -72,6 +72,20 @@ def evaluate_all(
     return out
 
 
+def module_dollars(infos: list[dict[str, Any]]) -> np.ndarray:
+    """What each episode spent on its five routed modules (the budget's usage; the answer model is fixed)."""
+    return np.array([float(info["episode"]["cost_usd"]) for info in infos])
+
+
+def check_budget(trainer_cfg: joint_ppo.JointPPOConfig) -> None:
+    """memory_tiers budgets are dollars per query: its actions are tiers, not one model to cap."""
+    if trainer_cfg.budget.share:
+        raise ValueError(
+            f"trainer.budget.share={dict(trainer_cfg.budget.share)}: memory_tiers routes tiers, not models; "
+            "cap its spend with trainer.budget.cost_per_query=<usd>"
+        )
+
+
 def train(cfg: DictConfig, run_dir: Path, progress: bool = True) -> dict[str, Any]:
     """Train the memory-tier router in ``run_dir`` and evaluate it on the test conversations.
 
@@ -81,6 +95,7 @@ def train(cfg: DictConfig, run_dir: Path, progress: bool = True) -> dict[str, An
     # ---------------------------------------------------------------- setup
     run = start_run(cfg, run_dir, groups=("data", "policy", "env"))
     trainer_cfg: joint_ppo.JointPPOConfig = typed(cfg.trainer)
+    check_budget(trainer_cfg)
 
     # ---------------------------------------------------------------- data and pool
     from hydra.utils import instantiate
@@ -107,6 +122,7 @@ def train(cfg: DictConfig, run_dir: Path, progress: bool = True) -> dict[str, An
             progress=progress,
             resume=run.resumed,
             episode_metrics=episode_metrics,
+            budget_usage=module_dollars if trainer_cfg.budget.enabled else None,
         )
 
         # ------------------------------------------------------------ evaluate

@@ -17,6 +17,12 @@ to ``(1 + eps)^5`` (+149% at eps 0.2), so it is not the same trust region. Hence
 * *log* / *checkpoint*: as the step PPO (``metrics.jsonl``, atomic ``checkpoints/step_N`` named by
   episodes played).
 
+With a budget (``trainer.budget.cost_per_query``, :class:`rewards.budget.BudgetConfig`) the episode's
+return becomes ``R - lam * usage / target`` (:class:`rewards.budget.BudgetPenalty`) and ``lam`` takes a
+projected dual-ascent step after each rollout on the rollout's mean usage (*budget_usage* says what
+each episode used, e.g. its dollars). The measure is the sampled episodes', as in the GRPO bridge;
+``lam`` is checkpointed.
+
 Envs follow ``envs.memory_tiers``: a fixed horizon, ``Discrete`` actions, ``info["action_mask"]``,
 the reward on the last step, and a ``step_batch(envs, actions)`` static method.
 """
@@ -26,7 +32,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +42,7 @@ from torch import nn
 from torch.distributions import Categorical
 from tqdm.auto import tqdm
 
+from rewards.budget import BudgetConfig, BudgetPenalty, dual_ascent
 from rl_router import checkpoint as ckpt
 from rl_router.loggers import JsonlLogger, Logger, NullLogger
 from rl_router.rollout.episodes import play_episodes
@@ -50,6 +57,8 @@ from rl_router.trainers.ppo_math import (
 
 EpisodeFn = Callable[[list[dict[str, Any]]], dict[str, float]]
 """Called with the rollout's final infos; returns extra metrics (full keys) to log."""
+UsageFn = Callable[[list[dict[str, Any]]], np.ndarray]
+"""With a budget: called with the rollout's final infos; returns what each episode used, ``[N]``."""
 
 
 @dataclass
@@ -71,6 +80,7 @@ class JointPPOConfig:
     checkpoint_every: int = 0  # episodes between checkpoints (whole rollouts); 0: only at the end
     keep_checkpoints: int = 2  # newest checkpoints kept on disk
     seed: int = 0  # seeds python, numpy, torch, the minibatch order and the envs' first reset
+    budget: BudgetConfig = field(default_factory=BudgetConfig)  # a cap on mean spend (Lagrangian); off
 
     @property
     def num_updates(self) -> int:
@@ -107,8 +117,11 @@ def train(
     progress: bool = True,
     resume: bool = False,
     episode_metrics: EpisodeFn | None = None,
+    budget_usage: UsageFn | None = None,
 ) -> dict[str, Any]:
     """Train ``policy`` on ``cfg.total_episodes`` episodes of ``envs`` (``cfg.batch_episodes`` of them).
+
+    ``budget_usage`` is needed exactly when ``cfg.budget`` is set (see the module docstring).
 
     Returns:
         The last logged metrics plus ``episodes``, ``mean_return`` and ``checkpoint`` (the final one).
@@ -116,6 +129,14 @@ def train(
     # ---------------------------------------------------------------- setup
     if len(envs) != cfg.batch_episodes:
         raise ValueError(f"trainer.batch_episodes={cfg.batch_episodes} but {len(envs)} envs were built")
+    if cfg.budget.enabled != (budget_usage is not None):
+        raise ValueError(
+            "trainer.budget is set but train() got no budget_usage to measure it"
+            if cfg.budget.enabled
+            else "train() got a budget_usage but trainer.budget is off: set trainer.budget.cost_per_query"
+        )
+    penalty = BudgetPenalty(cfg.budget.target) if cfg.budget.enabled else None
+    multiplier = 0.0  # the budget's lam
     logger = logger or NullLogger()
     optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.lr, eps=1e-5)
     latest = ckpt.latest_checkpoint(run_dir) if resume and run_dir is not None else None
@@ -135,6 +156,12 @@ def train(
             env.load_state_dict(env_state)
         for key, obj in envs[0].shared_state().items():
             obj.load_state_dict(state["shared"][key])
+        if (state.get("budget") is None) == cfg.budget.enabled:
+            raise ValueError(
+                f"{latest} was trained {'without' if state.get('budget') is None else 'with'} "
+                f"trainer.budget: resume it {'without one' if state.get('budget') is None else 'with it'}"
+            )
+        multiplier = float(state["budget"]["lambda"]) if cfg.budget.enabled else 0.0
         trim_jsonl(Path(run_dir) / METRICS, episodes)
     jsonl = JsonlLogger(Path(run_dir) / METRICS) if run_dir is not None else None
     metrics: dict[str, Any] = {}
@@ -153,6 +180,17 @@ def train(
         obs, masks, actions = batch["obs"], batch["masks"], batch["actions"]  # [H, N, ...]
         old_joint = batch["logprobs"].sum(0)  # [N]: log pi_old of the joint action
         returns, old_values = batch["rewards"], batch["values"]  # [N]
+        budget_metrics: dict[str, float] = {}
+        if penalty is not None and budget_usage is not None:
+            usage = np.asarray(budget_usage(batch["infos"]), dtype=np.float64)  # [N]
+            term = penalty([""] * len(usage), usage=usage.tolist(), multiplier=multiplier)
+            returns = returns + torch.tensor(term, dtype=returns.dtype)
+            multiplier = dual_ascent(multiplier, float(usage.mean()), cfg.budget.target, cfg.budget.lambda_lr)
+            budget_metrics = {
+                "train/budget/lambda": multiplier,
+                "train/budget/measured": float(usage.mean()),
+                "train/reward/budget": float(np.mean(term)),
+            }
 
         # ------------------------------------------------------------ advantages
         advantages = returns - old_values  # one advantage per episode, against V(s_1)
@@ -200,6 +238,7 @@ def train(
         metrics["train/perf/episodes_per_s"] = (episodes - start_episodes) / max(
             time.time() - start_time, 1e-9
         )
+        metrics.update(budget_metrics)
         if episode_metrics is not None:
             metrics.update(episode_metrics(batch["infos"]))
         if jsonl is not None:
@@ -222,6 +261,7 @@ def train(
                 "env_state": [env.state_dict() for env in envs],
                 "shared": {k: obj.state_dict() for k, obj in envs[0].shared_state().items()},
                 "config": asdict(cfg),
+                "budget": {"lambda": multiplier} if cfg.budget.enabled else None,
             }
             saved = ckpt.save_checkpoint(
                 run_dir, episodes, policy, optimizer, trainer_state, cfg.keep_checkpoints

@@ -103,3 +103,19 @@ def test_unpriced_tier_model_stops_the_recipe_at_start(compose, tmp_path):
     cfg = compose([*CPU, "pool.models.0.price_in=0", "pool.models.0.price_out=0", "data.per_conversation=1"])
     with pytest.raises(ValueError, match="smollm2-135m"):
         train(cfg, tmp_path, progress=False)
+
+
+def test_a_dollar_budget_composes_and_a_share_budget_is_refused(compose, tmp_path):
+    from rl_router.recipes.memory_tiers_ppo import check_budget, module_dollars
+
+    cfg = compose([*CPU, "trainer.budget.cost_per_query=0.0002"])
+    assert typed(cfg.trainer).budget.target == 0.0002
+    check_budget(typed(cfg.trainer))  # dollars per query: accepted
+    shared = compose([*CPU, "+trainer.budget.share.high=0.5"])
+    with pytest.raises(ValueError, match="routes tiers, not models"):
+        train(shared, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists() or not any((tmp_path / "run").glob("checkpoints/*"))
+    assert module_dollars([{"episode": {"cost_usd": 1e-4}}, {"episode": {"cost_usd": 0.0}}]).tolist() == [
+        1e-4,
+        0.0,
+    ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -87,3 +89,47 @@ def test_resume_continues_from_the_checkpoint(tmp_path):
     assert result["episodes"] == 48
     rows = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert len(rows) == 6  # 4 updates, then 2 more after resuming at 32 episodes
+
+
+class PricedFiveSteps(FiveSteps):
+    """FiveSteps where tier 2 costs $1 a decision (TARGET uses it twice: $2 unconstrained)."""
+
+    def reset(self, *, seed=None, options=None):
+        self.spent = 0.0
+        return super().reset(seed=seed, options=options)
+
+    @staticmethod
+    def step_batch(envs, actions):
+        out = FiveSteps.step_batch(envs, actions)
+        for env, action, (_, _, _, _, info) in zip(envs, actions, out, strict=True):
+            env.spent += float(action == 2)
+            info["episode"]["cost_usd"] = env.spent
+        return out
+
+
+def spent(infos):
+    return np.array([info["episode"]["cost_usd"] for info in infos])
+
+
+def test_a_budget_holds_spend_near_its_cap_and_lambda_is_checkpointed(tmp_path):
+    from rewards.budget import BudgetConfig
+
+    torch.manual_seed(0)
+    budget = BudgetConfig(cost_per_query=1.0, lambda_lr=0.5)
+    cfg = JointPPOConfig(
+        lr=3e-3, batch_episodes=16, total_episodes=16 * 40, budget=budget, checkpoint_every=320
+    )
+    policy = MemoryTierPolicy(obs_dim=9, num_actions=3, num_modules=5, hidden=[32])
+    envs = [PricedFiveSteps() for _ in range(16)]
+    result = train(cfg, envs, policy, run_dir=tmp_path, progress=False, budget_usage=spent)
+    assert result["train/budget/lambda"] > 0.0
+    rows = [json.loads(r) for r in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    late = np.mean([r["train/budget/measured"] for r in rows[-10:]])
+    assert 0.75 < late < 1.25  # the $1 cap; unconstrained, the best joint action spends $2 (seed 0: 1.04)
+    state = ckpt.load_checkpoint(result["checkpoint"], MemoryTierPolicy(9, 3, 5, hidden=[32]))
+    assert state["budget"]["lambda"] == pytest.approx(result["train/budget/lambda"])
+    with pytest.raises(ValueError, match="no budget_usage"):
+        train(cfg, envs, policy, progress=False)
+    with pytest.raises(ValueError, match="trained with trainer.budget"):
+        train(JointPPOConfig(batch_episodes=16, total_episodes=16 * 41), envs, policy, run_dir=tmp_path,
+              progress=False, resume=True)  # fmt: skip
