@@ -417,7 +417,10 @@ class LLMRouting(Routing):
     def route(self, chat: ChatRequest) -> Reply:
         if chat.target is not None:
             raise ServeError(
-                400, "routing.target: LLM routers have no operating points yet", "routing.target"
+                400,
+                "routing.target: an LLM router takes no per-request target; its operating point is "
+                "the calibration.json it was loaded with (rl-router calibrate target.share=...)",
+                "routing.target",
             )
         with self._lock:
             question = conversation_text(chat.messages, self.context_tokens, self.count_tokens)
