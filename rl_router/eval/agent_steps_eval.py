@@ -208,13 +208,6 @@ AGENT_STEPS_ENV = "envs.agent_steps.AgentStepsEnv"
 TASK_ROWS = "envs.games.tasks.game_task_splits"
 
 
-def is_agent_steps_run(checkpoint: str | Path) -> bool:
-    """Whether ``checkpoint`` is a run directory of ``experiment=agent_steps`` (or ``agent_steps_bopo``)."""
-    from rl_router.run import run_env_target
-
-    return run_env_target(checkpoint) == AGENT_STEPS_ENV
-
-
 def run_agent_steps_eval(
     checkpoint: str | Path,
     out_dir: str | Path,
@@ -234,7 +227,7 @@ def run_agent_steps_eval(
 
     from envs.games.tasks import game_task_splits
     from rl_router import checkpoint as ckpt
-    from rl_router.pool import PoolConfig, build_pool
+    from rl_router.pool.build import build_pool_from
     from rl_router.rollout.env_factory import env_factory, env_schema
     from rl_router.run import load_run_config
     from rl_router.trust import UntrustedConfigError, check_recorded, check_recorded_pool
@@ -258,8 +251,7 @@ def run_agent_steps_eval(
     latest = ckpt.latest_checkpoint(checkpoint)
     if latest is None:
         raise FileNotFoundError(f"{checkpoint} holds no checkpoint (checkpoints/step_*)")
-    pool_conf = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(PoolConfig), pool_cfg))
-    with build_pool(pool_conf, log_file=log_file) as pool:
+    with build_pool_from(pool_cfg, log_file) as pool:
         names = [d.name for d in pool.descriptors]
         probe = env_factory(env_cfg, pool=pool)(rows)
         obs_dim = int(probe.observation_space.shape[0])

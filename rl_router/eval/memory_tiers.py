@@ -194,13 +194,6 @@ MEMORY_TIERS_ENV = "envs.memory_tiers.MemoryTiersEnv"
 LOCOMO_SPLITS = "rl_router.data.locomo.locomo_splits"
 
 
-def is_memory_tiers_run(checkpoint: str | Path) -> bool:
-    """Whether ``checkpoint`` is a run directory of ``experiment=memory_tiers`` (or ``_budgetmem``)."""
-    from rl_router.run import run_env_target
-
-    return run_env_target(checkpoint) == MEMORY_TIERS_ENV
-
-
 def run_memory_tiers_eval(
     checkpoint: str | Path,
     out_dir: str | Path,
@@ -220,7 +213,7 @@ def run_memory_tiers_eval(
     from rl_router import checkpoint as ckpt
     from rl_router.data.locomo import locomo_splits
     from rl_router.policies.memory_tiers import MemoryTierPolicyConfig, build_memory_policy
-    from rl_router.pool import PoolConfig, build_pool
+    from rl_router.pool.build import build_pool_from
     from rl_router.rollout.episodes import EnvMaker
     from rl_router.run import load_run_config
     from rl_router.trust import UntrustedConfigError, check_recorded_pool
@@ -241,9 +234,8 @@ def run_memory_tiers_eval(
     latest = ckpt.latest_checkpoint(checkpoint)
     if latest is None:
         raise FileNotFoundError(f"{checkpoint} holds no checkpoint (checkpoints/step_*)")
-    pool_conf = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(PoolConfig), pool_cfg))
     batch = int(run.trainer.get("batch_episodes", 32))
-    with build_pool(pool_conf, log_file=log_file) as pool:
+    with build_pool_from(pool_cfg, log_file) as pool:
         make = EnvMaker(run.env, pool)
         obs_dim = int(make.eval_envs(rows[:1], 1)[0].observation_space.shape[0])
         policy_cfg = MemoryTierPolicyConfig(**policy_fields)

@@ -36,11 +36,12 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from rl_router.config import typed
 from rl_router.data.routing_table import RoutingTable, concat_tables
 from rl_router.data.splits import SPLITS, part_of
-from rl_router.eval.agent_steps_eval import is_agent_steps_run, run_agent_steps_eval
-from rl_router.eval.memory_tiers import is_memory_tiers_run, run_memory_tiers_eval
+from rl_router.eval.agent_steps_eval import AGENT_STEPS_ENV, run_agent_steps_eval
+from rl_router.eval.memory_tiers import MEMORY_TIERS_ENV, run_memory_tiers_eval
 from rl_router.eval.table_eval import evaluate_router_on_table
+from rl_router.pool.build import build_pool_from
 from rl_router.routers.load import load_router
-from rl_router.run import LOG_FILE, portable_config
+from rl_router.run import LOG_FILE, portable_config, run_env_target
 from rl_router.trust import check_recorded, check_recorded_pool
 
 
@@ -114,31 +115,18 @@ def qa_rows(data_cfg: Any, split: str, eval_data: Any = None, limit: int | None 
     return [dict(r) for part in part_of(instantiate(source), split) for r in part][:limit]
 
 
-def build_pool_from(pool_cfg: Any, log_file: Path | None = None) -> Any:
-    """A live pool from a pool option (a DictConfig, or the plain dict an export recorded).
-
-    ``log_file``: where engine and worker logs go (None: the terminal).
-    """
-    from rl_router.pool import PoolConfig, build_pool
-
-    config = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(PoolConfig), pool_cfg))
-    return build_pool(config, log_file=log_file)
+# env class of a run -> its eval, for the envs whose routers are not QA routers
+TIER_ROUTER_EVALS = {AGENT_STEPS_ENV: run_agent_steps_eval, MEMORY_TIERS_ENV: run_memory_tiers_eval}
 
 
 def run_eval(cfg: DictConfig) -> dict:
     """The Hydra task of ``rl-router eval``."""
     config: EvalConfig = typed(cfg)
     out_dir = Path(config.out_dir) if config.out_dir else Path(config.checkpoint) / "eval"
-    if is_agent_steps_run(config.checkpoint):  # a tier router over game steps, not a QA router
+    tier_eval = TIER_ROUTER_EVALS.get(run_env_target(config.checkpoint))
+    if tier_eval is not None:  # a tier router over game steps or memory modules, not a QA router
         log_file = None if config.verbose else out_dir / LOG_FILE
-        report = run_agent_steps_eval(
-            config.checkpoint, out_dir, config.split, cfg.get("pool"), log_file, config.trust_recorded_pool
-        )
-        print((out_dir / "report.md").read_text())
-        return report
-    if is_memory_tiers_run(config.checkpoint):  # a tier router over memory modules
-        log_file = None if config.verbose else out_dir / LOG_FILE
-        report = run_memory_tiers_eval(
+        report = tier_eval(
             config.checkpoint, out_dir, config.split, cfg.get("pool"), log_file, config.trust_recorded_pool
         )
         print((out_dir / "report.md").read_text())

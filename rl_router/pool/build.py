@@ -95,3 +95,14 @@ def build_pool(
         raise
     cache = ResponseCache(cfg.cache_dir) if cfg.cache else None
     return ModelPool(backends, cache=cache, timeout_s=cfg.timeout_s, retries=cfg.retries)
+
+
+def build_pool_from(pool_cfg: Any, log_file: Path | None = None) -> ModelPool:
+    """A live pool from a pool option (a DictConfig, or the plain dict a run or an export recorded).
+
+    ``log_file``: where engine and worker logs go (None: the terminal).
+    """
+    from omegaconf import OmegaConf
+
+    config = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(PoolConfig), pool_cfg))
+    return build_pool(config, log_file=log_file)

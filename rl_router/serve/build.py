@@ -18,7 +18,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from rl_router.eval.run import build_pool_from
+from rl_router.pool.build import build_pool_from
 from rl_router.routers.folder import ROUTER_CONFIG, ROUTER_KINDS
 from rl_router.routers.load import load_router
 from rl_router.run import RUN_CONFIG
