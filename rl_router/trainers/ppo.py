@@ -12,6 +12,12 @@ what the policy's greedy (argmax) decisions of the rollout used (:mod:`rewards.b
 saved in every checkpoint). What "usage" is (dollars, or picks of one model) the caller says with
 ``budget_usage``.
 
+With groups (``trainer.group_size = G > 1``, one-step episodes only) each block of ``G`` sub-envs is
+seeded alike, so at every step they observe the same query and answer it with ``G`` sampled actions
+(the replay pool can answer any of them); an action's advantage is its reward minus the block's mean
+reward (GRPO's group baseline), which knows the query's difficulty without a critic. The trainer
+checks at every step that a block's observations agree and its episodes ended.
+
 Contract with the env:
 
 * a vector env whose sub-envs reset in the same step they end
@@ -52,6 +58,7 @@ from rl_router.trainers.ppo_math import (
     clipped_policy_loss,
     clipped_value_loss,
     compute_gae,
+    group_advantages,
     entropy_masked,
     explained_variance,
     normalize_advantages,
@@ -92,6 +99,10 @@ class PPOConfig:
     checkpoint_every: int = 0  # environment steps between checkpoints (whole updates); 0: only at the end
     keep_checkpoints: int = 3  # newest checkpoints kept on disk
     seed: int = 0  # seeds python, numpy, torch, the minibatch order and the first env reset
+    # sub-envs per query: > 1 seeds each block of group_size sub-envs alike, so they answer the same
+    # query with group_size sampled actions, and the block's mean reward is the baseline (GRPO's)
+    # in place of the critic's value; one-step episodes only (select-mode routers)
+    group_size: int = 1
     budget: BudgetConfig = field(default_factory=BudgetConfig)  # a cap on spend (Lagrangian); off by default
 
     @property
@@ -110,6 +121,11 @@ class PPOConfig:
         for name in ("num_envs", "num_steps", "update_epochs", "num_minibatches", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise ValueError(f"trainer.{name}={getattr(self, name)}: must be at least 1")
+        if self.group_size < 1 or self.num_envs % self.group_size:
+            raise ValueError(
+                f"trainer.group_size={self.group_size} must be at least 1 and divide "
+                f"trainer.num_envs={self.num_envs}"
+            )
         if self.lr <= 0:
             raise ValueError(f"trainer.lr={self.lr}: must be positive, e.g. 3e-4")
         if self.batch_size % self.num_minibatches:
@@ -146,6 +162,33 @@ def action_mask(info: dict[str, Any], num_envs: int, num_actions: int) -> torch.
         present = info.get("_action_mask", np.ones(num_envs, dtype=bool))
         mask[present] = np.asarray(info["action_mask"], dtype=bool)[present]
     return torch.from_numpy(mask)
+
+
+def reset_seeds(cfg: PPOConfig, base: int) -> list[int]:
+    """Per-sub-env reset seeds: ``base + i`` for each sub-env, or ``base + i // group_size`` with
+    groups, so a group's sub-envs draw their queries in the same order."""
+    return [base + i // cfg.group_size for i in range(cfg.num_envs)]
+
+
+def check_groups(obs: torch.Tensor, dones: torch.Tensor, group_size: int, step: int) -> None:
+    """Raise unless every group of sub-envs observed one query at rollout step ``step`` and ended there.
+
+    Args:
+        obs: ``[N, D]`` the observations the actions of ``step`` answered.
+        dones: ``[N]`` 1.0 where the episode ended at ``step``.
+    """
+    grouped = obs.reshape(obs.shape[0] // group_size, group_size, -1)
+    if not bool((grouped == grouped[:, :1]).all()):
+        raise ValueError(
+            f"trainer.group_size={group_size}: sub-envs of one group observed different queries at "
+            f"rollout step {step}; a grouped rollout needs an env whose query order depends only on "
+            "its seed (multi_llm_qa select mode)"
+        )
+    if not bool((dones == 1).all()):
+        raise ValueError(
+            f"trainer.group_size={group_size}: an episode did not end after one step (rollout step "
+            f"{step}); the group baseline is for one-step episodes only: use group_size=1"
+        )
 
 
 def _obs(x: Any) -> torch.Tensor:
@@ -234,7 +277,7 @@ def train(
         seed_everything(cfg.seed)
         shuffle_rng = np.random.default_rng(cfg.seed)
         global_step, start_update, recent = 0, 1, []
-        next_obs_np, info = envs.reset(seed=cfg.seed)
+        next_obs_np, info = envs.reset(seed=reset_seeds(cfg, cfg.seed))
         next_obs, next_mask = _obs(next_obs_np), action_mask(info, n_envs, n_actions)
     else:
         state = ckpt.load_checkpoint(latest, policy, optimizer, trust_pickles=trust_pickles)
@@ -253,7 +296,7 @@ def train(
         else:
             why = ckpt.env_state_problem(envs) or "a pickled checkpoint of an older version"
             warnings.warn(f"the env state was not checkpointed ({why}); re-seeding the envs", stacklevel=2)
-            next_obs_np, info = envs.reset(seed=cfg.seed + global_step)
+            next_obs_np, info = envs.reset(seed=reset_seeds(cfg, cfg.seed + global_step))
             next_obs, next_mask = _obs(next_obs_np), action_mask(info, n_envs, n_actions)
 
     recent_returns: deque[float] = deque(recent, maxlen=20)  # episode returns behind mean_return
@@ -293,6 +336,8 @@ def train(
                 with torch.no_grad():
                     reward[cut] += cfg.gamma * policy(final_obs, None)[1]
             rewards[t], dones[t] = reward, torch.as_tensor(terminated | truncated, dtype=torch.float32)
+            if cfg.group_size > 1:
+                check_groups(obs[t], dones[t], cfg.group_size, t)
             next_obs, next_mask = _obs(next_obs_np), action_mask(info, n_envs, n_actions)
 
             if "_episode" in info:
@@ -312,6 +357,8 @@ def train(
         with torch.no_grad():
             last_value = policy(next_obs, next_mask)[1]
         advantages, returns = compute_gae(rewards, values, dones, last_value, cfg.gamma, cfg.gae_lambda)
+        if cfg.group_size > 1:  # the group's mean reward is the baseline; the critic still learns r
+            advantages = group_advantages(rewards, cfg.group_size)
 
         # ------------------------------------------------------------ update
         b_obs = obs.reshape(cfg.batch_size, *obs_shape)

@@ -61,6 +61,27 @@ def compute_gae(
     return advantages, advantages + values
 
 
+def group_advantages(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
+    """Each reward minus the mean reward of its group: the baseline of GRPO, for one-step episodes.
+
+    Sub-envs ``g * group_size .. (g + 1) * group_size - 1`` answer the same query at every step, so
+    their mean reward is a baseline that knows the query's difficulty without a critic. A group of
+    one has advantage 0 (no comparison to learn from).
+
+    Args:
+        rewards: ``[T, N]``; ``N`` must be a multiple of ``group_size``.
+        group_size: sub-envs per query.
+
+    >>> group_advantages(torch.tensor([[1.0, 0.0, 0.5, 0.5]]), 2).tolist()
+    [[0.5, -0.5, 0.0, 0.0]]
+    """
+    steps, n = rewards.shape
+    if group_size < 1 or n % group_size:
+        raise ValueError(f"group_size={group_size} does not divide the {n} sub-envs")
+    grouped = rewards.reshape(steps, n // group_size, group_size)
+    return (grouped - grouped.mean(dim=-1, keepdim=True)).reshape(steps, n)
+
+
 def normalize_advantages(adv: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     """Zero mean, unit standard deviation over the batch; a single element only gets centred.
 

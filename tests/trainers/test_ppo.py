@@ -251,3 +251,42 @@ def test_a_budget_needs_its_usage_and_a_usage_needs_a_budget():
             progress=False,
             budget_usage=strong_picks,
         )
+
+
+class RecordingBandit(MaskedBandit):
+    """:class:`MaskedBandit` that remembers every observation it was reset to."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[list[float]] = []
+
+    def reset(self, *, seed=None, options=None):
+        obs, info = super().reset(seed=seed, options=options)
+        self.seen.append(obs.tolist())
+        return obs, info
+
+
+def test_grouped_rollout_answers_each_query_with_several_actions_and_learns(tmp_path):
+    torch.manual_seed(0)
+    cfg = PPOConfig(
+        lr=3e-3, num_envs=8, num_steps=4, total_steps=3200, num_minibatches=1, seed=0, group_size=4
+    )
+    envs = make_vec_env([RecordingBandit for _ in range(8)])
+    policy = RouterPolicy(obs_dim=3, num_actions=3, query_hidden=[32], score_hidden=[32], value_hidden=[32])
+    logger = ListLogger()
+    train(cfg, envs, policy, run_dir=tmp_path, logger=logger, progress=False, metrics_fn=correct_share)
+
+    seen = [env.seen for env in envs.envs]
+    assert seen[0] == seen[1] == seen[2] == seen[3] and seen[4] == seen[5] == seen[6] == seen[7]
+    assert seen[0] != seen[4]  # two groups, two query streams
+    assert all(m["rollout/action_share/2"] == 0.0 for _, m in logger.rows)
+    assert np.mean([m["train/reward/correct"] for _, m in logger.rows[-10:]]) > 0.9
+
+
+def test_group_size_must_divide_num_envs_and_needs_one_step_episodes():
+    with pytest.raises(ValueError, match="trainer.group_size=3 must be at least 1 and divide trainer.num_envs=8"):
+        PPOConfig(num_envs=8, num_steps=4, total_steps=64, num_minibatches=1, group_size=3)
+    cfg = PPOConfig(num_envs=2, num_steps=8, total_steps=16, num_minibatches=1, group_size=2)
+    envs = make_vec_env([lambda: gym.make("CartPole-v1") for _ in range(2)])
+    with pytest.raises(ValueError, match="group_size=2: (sub-envs of one group observed different|an episode)"):
+        train(cfg, envs, ActorCritic(4, 2), progress=False)

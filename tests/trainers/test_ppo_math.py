@@ -159,3 +159,13 @@ def test_docstring_examples_hold(module_name):
 
     result = doctest.testmod(importlib.import_module(module_name))
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_group_advantages_subtract_each_groups_mean_per_step():
+    from rl_router.trainers.ppo_math import group_advantages
+
+    rewards = torch.tensor([[1.0, 0.0, 3.0, 1.0], [0.5, 0.5, -1.0, 1.0]])
+    assert group_advantages(rewards, 2).tolist() == [[0.5, -0.5, 1.0, -1.0], [0.0, 0.0, -1.0, 1.0]]
+    assert group_advantages(rewards, 1).abs().sum() == 0
+    with pytest.raises(ValueError, match="group_size=3 does not divide the 4 sub-envs"):
+        group_advantages(rewards, 3)
