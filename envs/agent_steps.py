@@ -11,7 +11,10 @@ Description:
 
 Action Space:
     ``mode="features"``: ``Discrete(num_tiers)``, the tier of the next step, pool order.
-    ``mode="text"``: the router's text (``TextSpace``); the first tier name it mentions is picked.
+    ``mode="text"``: the router's reply (``TextSpace``), one short line: the tier's number (1 = the
+    first, cheapest tier) or name, optionally after ``Tier:`` (:func:`parse_tier`). Anything else is
+    malformed: the cheapest affordable tier writes the step and the reply counts against the format
+    term. An empty reply ends the episode without a call (the rollout driver's out-of-room signal).
     A tier the remaining budget cannot pay for is masked (``info["action_mask"]``, bool ``[A]``,
     :class:`rewards.hard_budget.EpisodeBudget`); a policy that picks one anyway gets the cheapest
     affordable tier instead (counted in ``masked_actions``), so no episode can overspend.
@@ -20,19 +23,23 @@ Observation Space:
     ``mode="features"``: ``Box(float32 [2 * embed_dim + 8 + A])``: hashed embeddings of the task and
     of the current game text (:mod:`envs.text_features`), step features (step / max_steps, invalid
     share, last action valid, score, expensive-call share, spent / cap), the budget (fraction left,
-    cap / largest cap), and the mask. ``mode="text"``: the router's transcript (``TextSpace``).
+    cap / largest cap), and the mask. ``mode="text"``: the router's transcript (``TextSpace``): the
+    task and the numbered tiers, then per step the agent's last action, the game's text, the step,
+    the budget left and the allowed tiers (:meth:`AgentStepsEnv.router_prompt` adds the system message).
 
 Rewards:
-    Terminal (earlier steps 0): ``1[success] - bopo.lam * c_hat - reference`` with ``c_hat`` the
+    Terminal (earlier steps 0): ``1[success] - bopo.lam * c_hat - reference + format`` with ``c_hat`` the
     boundary-relative cost ``clip((C - C_S) / (C_L - C_S), 0, 1)`` when the task row carries the
     boundary policies' costs ``cost_small`` / ``cost_large``, else the share of steps sent to an
     expensive tier; ``reference`` is the boundary baseline (:func:`rewards.boundary.reference_baseline`)
     when ``bopo.reference_baseline`` is on and the row carries ``success_small`` / ``success_large``, else 0.
-    Both are our reconstruction of BoPO (:mod:`rewards.boundary`). Terms: ``info["reward_terms"]``.
+    Both are our reconstruction of BoPO (:mod:`rewards.boundary`). ``format`` (text mode, else 0) is
+    ``-format_penalty`` times the share of the router's replies that were malformed.
+    Terms: ``info["reward_terms"]``.
 
 Episode End:
-    Terminated on the game's success or failure, or when the budget cannot pay for any tier; truncated
-    after ``max_steps`` steps.
+    Terminated on the game's success or failure, when the budget cannot pay for any tier, or (text
+    mode) on an empty router reply; truncated after ``max_steps`` steps.
 
 Arguments:
     See :class:`AgentStepsConfig`; plus ``pool``, ``examples`` (task rows: ``id``, ``game``, ``seed``,
@@ -44,13 +51,15 @@ Info keys (every step): ``action_mask``, ``index``, ``model``, ``tier``, ``reply
 ``action_valid``, ``invalid_actions``, ``masked_actions``, ``candidate_error``, ``error``, ``input_tokens``,
 ``output_tokens``, ``cost_usd`` (this step), ``episode_cost_usd``, ``expensive_calls``, ``budget_cap``,
 ``budget_left`` (fraction), ``over_budget``, ``budget_exhausted``, ``score``, ``success``, ``steps``,
-``reward_terms``, ``env_text`` (text mode); last step also ``trajectory`` (the episode record; in
-text mode also as ``episode``, the rollout driver's key).
+``reward_terms``, ``env_text`` and ``malformed`` (text mode); last step also ``trajectory`` (the
+episode record; in text mode also as ``episode``, the rollout driver's key, with the keys the GRPO
+bridge reads: ``format_ok``, ``correct`` (= success), ``routes`` (= steps)).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,9 +80,38 @@ from rewards.ledger import CostLedger, worst_case_usd
 from rl_router.pool.types import CandidatePool, Request, Result
 
 MODES = ("features", "text")
+ROUTER_SYSTEM = (
+    "You route the steps of a text-game agent to model tiers. Tier 1 is the cheapest; higher tiers are "
+    "stronger and dearer. After each step report, reply with the number of the tier that should write "
+    "the next step, and nothing else."
+)
+ROUTER_STOPS = ("\n",)  # a router reply is one line; its turn ends at the first newline (or EOS)
+TIER_REPLY = re.compile(r"(?:tier\s*[:=]?\s*)?([\w.\-]+?)\.?", re.IGNORECASE)
 STEP_FEATURES = 8
 StepReturn = tuple[Any, float, bool, bool, dict[str, Any]]
 Messages = list[dict[str, str]]
+
+
+def parse_tier(text: str, names: Sequence[str]) -> int | None:
+    """The tier a router reply names (0-based), or None when it is malformed.
+
+    A reply is one line: the tier's number (1-based, pool order) or its name, optionally after
+    ``Tier:``, optionally ending in a full stop; case and surrounding spaces do not matter.
+
+    >>> names = ["small", "large"]
+    >>> parse_tier("2", names), parse_tier("Tier: small", names), parse_tier(" tier 1. ", names)
+    (1, 0, 0)
+    >>> parse_tier("I pick large", names), parse_tier("3", names), parse_tier("", names)
+    (None, None, None)
+    """
+    match = TIER_REPLY.fullmatch(text.strip())
+    if match is None:
+        return None
+    word = match.group(1).lower()
+    if word.isdigit():
+        return int(word) - 1 if 1 <= int(word) <= len(names) else None
+    lowered = [n.lower() for n in names]
+    return lowered.index(word) if word in lowered else None
 
 
 def byte_token_bound(messages: Messages) -> int:
@@ -97,6 +135,7 @@ class AgentStepsConfig:
     budget: HardBudgetConfig = field(default_factory=HardBudgetConfig)  # per-episode hard cap
     bopo: BoPOConfig = field(default_factory=BoPOConfig)  # reward weight, reference baseline, boundary runs
     eval_caps: list[float] = field(default_factory=list)  # fixed caps (budget.kind's unit) to evaluate under
+    format_penalty: float = 0.5  # text mode: reward minus this times the share of malformed router replies
 
     def __post_init__(self) -> None:
         if isinstance(self.budget, Mapping):
@@ -112,6 +151,8 @@ class AgentStepsConfig:
                 raise ValueError(f"env.{name}={getattr(self, name)}: use at least 1")
         if self.history < 0:
             raise ValueError(f"env.history={self.history}: use 0 (no history) or more")
+        if self.format_penalty < 0:
+            raise ValueError(f"env.format_penalty={self.format_penalty}: use a penalty >= 0")
 
 
 class AgentStepsEnv(gym.Env):
@@ -150,6 +191,7 @@ class AgentStepsEnv(gym.Env):
         self._order, self._cursor, self._index = np.arange(len(examples)), len(examples), 0
         self._pending: tuple[int, bool] | None = None
         self._over = True
+        self._quit = False  # text mode: the router's reply was empty
         n = len(self.descriptors)
         if cfg.mode == "features":
             dim = 2 * cfg.embed_dim + STEP_FEATURES + n
@@ -182,10 +224,10 @@ class AgentStepsEnv(gym.Env):
         self.budget: EpisodeBudget = self.cfg.budget.draw(self.np_random, self.descriptors)
         self.ledger.reset()
         self.history: list[tuple[str, str]] = []
-        self.steps = self.invalid = self.masked = self.errors = 0
+        self.steps = self.invalid = self.masked = self.errors = self.malformed = 0
         self.last_valid = 1.0
         self.tiers: list[str] = []
-        self._pending, self._over = None, False
+        self._pending, self._over, self._quit = None, False, False
         self._messages = self._prompt()
         self._text = self._router_text()
         info = {"action_mask": self.action_mask(), "index": self._index, "budget_cap": self.budget.cap}
@@ -210,8 +252,15 @@ class AgentStepsEnv(gym.Env):
             if not self.action_space.contains(int(action)):
                 raise ValueError(f"action {action!r} is outside {self.action_space}")
             tier = int(action)
+        elif not str(action).strip():  # an empty reply: the episode ends, no call
+            self.malformed += 1
+            self._quit = True
+            self._pending = (-1, False)
+            return None
         else:
-            tier = self._tier_of_text(str(action))
+            parsed = parse_tier(str(action), self.model_names)
+            self.malformed += parsed is None
+            tier = self.cheapest if parsed is None else parsed
         affordable = self._affordable()
         if not affordable.any():  # nothing left to pay with: the step ends the episode, no call
             self._pending = (-1, False)
@@ -258,11 +307,11 @@ class AgentStepsEnv(gym.Env):
             self.invalid += int(not valid)
             self.last_valid = float(valid)
             info.update(model=name, tier=tier, reply=result.text, game_action=command, action_valid=valid)
-        exhausted = result is None
-        if not self.state.over and not exhausted:
+        exhausted = result is None and not self._quit
+        if not self.state.over and result is not None:
             self._messages = self._prompt()
             exhausted = not self._affordable().any()
-        terminated = self.state.over or exhausted
+        terminated = self.state.over or exhausted or self._quit
         truncated = not terminated and self.steps >= self.cfg.max_steps
         self._over = terminated or truncated
         previous_text, self._text = self._text, self._router_text()
@@ -286,13 +335,19 @@ class AgentStepsEnv(gym.Env):
             success=bool(self.state.success),
             steps=self.steps,
             env_text=self._text[len(previous_text) :] if self._text.startswith(previous_text) else self._text,
+            malformed=self.malformed,
         )
-        reward, terms = 0.0, {"success": 0.0, "cost": 0.0, "cost_usd": 0.0, "reference": 0.0}
+        reward = 0.0
+        terms = {"success": 0.0, "cost": 0.0, "cost_usd": 0.0, "reference": 0.0, "format": 0.0}
         if self._over:
             reward, terms = self._terminal_reward()
             info["trajectory"] = self._record(reward, terms, exhausted)
             if self.cfg.mode == "text":
-                info["episode"] = info["trajectory"]
+                info["episode"] = info["trajectory"] | {
+                    "format_ok": self.malformed == 0,
+                    "correct": float(self.state.success),
+                    "routes": self.steps,
+                }
         info["reward_terms"] = terms
         return self._observation(), reward, terminated, truncated, info
 
@@ -330,8 +385,17 @@ class AgentStepsEnv(gym.Env):
         lam = self.cfg.bopo.lam
         if self.cfg.bopo.reference_baseline and "success_small" in row and "success_large" in row:
             reference = reference_baseline(float(row["success_small"]), float(row["success_large"]), lam)
-        reward = success - lam * c_hat - reference
-        return float(reward), {"success": success, "cost": c_hat, "cost_usd": -cost, "reference": -reference}
+        turns = self.steps + int(self._quit)
+        form = -self.cfg.format_penalty * self.malformed / turns if turns else 0.0
+        reward = success - lam * c_hat - reference + form
+        terms = {
+            "success": success,
+            "cost": c_hat,
+            "cost_usd": -cost,
+            "reference": -reference,
+            "format": form,
+        }
+        return float(reward), terms
 
     def _record(self, reward: float, terms: Mapping[str, float], exhausted: bool) -> dict[str, Any]:
         return {
@@ -354,6 +418,7 @@ class AgentStepsEnv(gym.Env):
             "invalid_actions": self.invalid,
             "masked_actions": self.masked,
             "candidate_errors": self.errors,
+            "malformed_replies": self.malformed,
             "reward_terms": dict(terms),
             "reward": reward,
         }
@@ -391,21 +456,27 @@ class AgentStepsEnv(gym.Env):
             ]
         ).astype(np.float32)
 
+    def router_prompt(self) -> Messages:
+        """Text mode: the router's chat messages for the episode so far (system + transcript).
+
+        The rollout driver's hook: it tokenises these once per episode after ``reset`` and then only
+        appends the router's sampled turns and each step's ``info["env_text"]``.
+        """
+        return [{"role": "system", "content": ROUTER_SYSTEM}, {"role": "user", "content": self._text}]
+
     def _router_text(self) -> str:
-        """Text mode: the router's transcript (task, then one block per step)."""
+        """Text mode: the router's transcript (task and tiers, then one block per step)."""
         if self.cfg.mode != "text":
             return ""
-        lines = [] if self.steps else [f"Task: {self.state.task}", f"Tiers: {', '.join(self.model_names)}"]
+        lines = []
+        if not self.steps:
+            tiers = ", ".join(f"{i} = {n}" for i, n in enumerate(self.model_names, start=1))
+            lines = [f"Task: {self.state.task}", f"Tiers: {tiers}"]
         last = f"> {self.history[-1][0]}\n" if self.history and self.steps else ""
-        allowed = [n for n, ok in zip(self.model_names, self.action_mask(), strict=True) if ok]
+        allowed = [str(i) for i, ok in enumerate(self.action_mask(), start=1) if ok]
         lines.append(
             f"{last}{self.state.observation.strip()}\n"
             f"Step {self.steps + 1}/{self.cfg.max_steps}, budget left {self.budget.fraction_left:.0%}, "
-            f"allowed: {', '.join(allowed)}. Tier for the next step:"
+            f"allowed tiers: {', '.join(allowed)}. Tier:"
         )
         return (getattr(self, "_text", "") if self.steps else "") + "\n".join(lines) + "\n"
-
-    def _tier_of_text(self, text: str) -> int:
-        lowered = text.lower()
-        hits = [(lowered.find(n.lower()), i) for i, n in enumerate(self.model_names) if n.lower() in lowered]
-        return min(hits)[1] if hits else self.cheapest

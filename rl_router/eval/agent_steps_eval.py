@@ -6,6 +6,10 @@ for every k up to the step limit, and the router. Then the router and the fixed 
 under each hard cap of ``caps`` (a fixed cap per run). Writes ``report.json``, ``report.md`` and
 ``pareto.png`` (success against dollars per task, First-Large-k as a curve) into ``out_dir``.
 
+The router is either a compact policy (a :data:`Policy`, played by :func:`play_episodes` like the
+baselines) or an LLM router (``env.mode=text``, :func:`llm_router_player`: greedy episodes through
+the rollout driver, the same code GRPO trains with, seeded like the baselines' episodes).
+
 The bench line (:func:`bench_line`) compares the router with always-large (success gap, cost ratio)
 and with First-Large at the router's cost: the largest k whose First-Large-k costs no more than the
 router (k=0, always-small, when none does).
@@ -34,6 +38,8 @@ from rl_router.rollout.agent_episodes import (
 )
 
 REPORT_JSON, REPORT_MD, PARETO_PNG = "report.json", "report.md", "pareto.png"
+# An LLM router's episodes under a budget config (None: the trained range): the episode records.
+RouterPlayer = Callable[[HardBudgetConfig | None], list[dict[str, Any]]]
 
 
 def torch_policy(policy: torch.nn.Module) -> Policy:
@@ -47,6 +53,46 @@ def torch_policy(policy: torch.nn.Module) -> Policy:
         return int(logits.argmax(-1).item())
 
     return act
+
+
+def llm_router_player(
+    model: Any,
+    tokenizer: Any,
+    make_env: Callable[[HardBudgetConfig | None], Callable[[Sequence[Mapping[str, Any]]], Any]],
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    max_turn_tokens: int,
+    max_completion_tokens: int,
+    batch_size: int = 8,
+    seed: int = 0,
+) -> RouterPlayer:
+    """An LLM router's greedy episodes on ``rows``, ``batch_size`` at a time, through the rollout driver.
+
+    Args:
+        model, tokenizer: The router (a transformers causal LM) and its tokenizer.
+        make_env: ``make_env(budget)`` -> the env factory's ``make(rows)`` (text mode).
+        rows: The held-out task rows; episode ``j`` plays ``rows[j]`` with reset seed ``seed + j``,
+            as :func:`play_episodes` seeds the baselines (the same budget draws).
+        max_turn_tokens, max_completion_tokens: The trained router's turn and trajectory budgets.
+        batch_size: Episodes generated together (one generation and one pool call per step).
+    """
+    from envs.agent_steps import ROUTER_STOPS
+    from rl_router.generation import HFTurnGenerator
+    from rl_router.rollout.driver import RolloutDriver, task_prompt
+
+    generate = HFTurnGenerator(model, tokenizer, sample=False, stops=ROUTER_STOPS)
+
+    def play(budget: HardBudgetConfig | None) -> list[dict[str, Any]]:
+        driver = RolloutDriver(make_env(budget), rows, tokenizer, max_turn_tokens, max_completion_tokens)
+        records: list[dict[str, Any]] = []
+        for start in range(0, len(rows), batch_size):
+            part = rows[start : start + batch_size]
+            seeds = [seed + start + j for j in range(len(part))]
+            result = driver.play([task_prompt(r) for r in part], generate, seeds=seeds)
+            records += [{**e, "repeat": 0} for e in result.episodes]
+        return records
+
+    return play
 
 
 FIRST_LARGE_KS = (1, 2, 3, 5, 8, 13, 21, 34)  # First-Large-k curve points (k < the step limit)
@@ -95,6 +141,7 @@ def evaluate_agent_steps(
     caps: Sequence[float] = (),
     num_envs: int = 8,
     seed: int = 0,
+    router_player: RouterPlayer | None = None,
 ) -> dict[str, Any]:
     """Score ``router`` (None: baselines only) and the baselines on ``rows``; write the report.
 
@@ -109,6 +156,8 @@ def evaluate_agent_steps(
         caps: Fixed caps (in ``budget.kind``'s unit) to score under as well.
         num_envs: Episodes played together.
         seed: Seed of resets and of the random baseline.
+        router_player: An LLM router's episodes (:func:`llm_router_player`), scored as ``router``
+            (``router`` is then None).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -118,6 +167,8 @@ def evaluate_agent_steps(
     records = {
         name: play_episodes(make_env(None), rows, p, num_envs, seed=seed) for name, p in policies.items()
     }
+    if router_player is not None:
+        records["router"] = router_player(None)
     summary = {name: summarize(recs) for name, recs in records.items()}
     by_game: dict[str, dict[str, Any]] = {}
     for game in dict.fromkeys(r["game"] for r in rows):
@@ -130,6 +181,8 @@ def evaluate_agent_steps(
             n: summarize(play_episodes(make_env(fixed), rows, policies[n], num_envs, seed=seed))
             for n in capped
         }
+        if router_player is not None:
+            under_caps[f"{cap:g}"]["router"] = summarize(router_player(fixed))
     over = int(sum(s["over_budget"] for s in summary.values()))
     over += int(sum(s["over_budget"] for cap in under_caps.values() for s in cap.values()))
     report: dict[str, Any] = {
@@ -140,7 +193,7 @@ def evaluate_agent_steps(
         "caps": under_caps,
         "over_budget": over,
     }
-    if router is not None:
+    if "router" in summary:
         report["bench"] = bench_line(summary, over)
     (out / REPORT_JSON).write_text(json.dumps(report, indent=1))
     (out / REPORT_MD).write_text(report_markdown(report))
@@ -159,24 +212,6 @@ def evaluate_agent_steps(
         curve_label="First-Large-k",
     )
     return report
-
-
-def _play_all(
-    make_env: Callable[[], Any],
-    rows: Sequence[Mapping[str, Any]],
-    policies: Mapping[str, Policy],
-    num_envs: int,
-    seed: int,
-) -> dict[str, list[dict[str, Any]]]:
-    """Every policy on every row, on one set of envs (one game JVM each, reused across policies)."""
-    envs = [make_env() for _ in range(min(num_envs, len(rows)))]
-    try:
-        return {
-            n: play_episodes(make_env, rows, p, num_envs, seed=seed, envs=envs) for n, p in policies.items()
-        }
-    finally:
-        for env in envs:
-            env.close()
 
 
 def report_markdown(report: Mapping[str, Any]) -> str:
@@ -218,6 +253,10 @@ def run_agent_steps_eval(
 ) -> dict[str, Any]:
     """``rl-router eval`` of an agent_steps run: its newest checkpoint against the baselines on ``split``.
 
+    A compact router's newest ``checkpoints/step_*``; an LLM router's (``env.mode=text``, trained by
+    :mod:`rl_router.recipes.agent_steps_grpo`) ``router/`` folder, played greedily through the driver
+    with the run's ``trainer.max_turn_tokens`` / ``max_completion_tokens``.
+
     The recorded config is read as data: the task rows are built by :func:`envs.games.tasks.game_task_splits`
     only (any other data target is refused), the env only through the env factory's schemas, the
     policy and pool only after :mod:`rl_router.trust`'s checks.
@@ -227,9 +266,10 @@ def run_agent_steps_eval(
 
     from envs.games.tasks import game_task_splits
     from rl_router import checkpoint as ckpt
+    from rl_router.generation import load_model
     from rl_router.pool.build import build_pool_from
     from rl_router.rollout.env_factory import env_factory, env_schema
-    from rl_router.run import load_run_config
+    from rl_router.run import ROUTER_DIR, load_run_config
     from rl_router.trust import UntrustedConfigError, check_recorded, check_recorded_pool
 
     run = load_run_config(checkpoint)
@@ -241,37 +281,62 @@ def run_agent_steps_eval(
         )
     parts = game_task_splits(**data)
     rows = [r for p in (parts if split == "all" else [getattr(parts, split)]) for r in p]
-    policy_cfg = OmegaConf.to_container(run.policy, resolve=True)
-    check_recorded(policy_cfg, "policy", where)
     if pool_cfg is None:
         pool_cfg = OmegaConf.to_container(run.pool, resolve=False)
         if not trust_recorded_pool:
             check_recorded_pool(pool_cfg, "pool", where)
     env_cfg = env_schema(run.env)
-    latest = ckpt.latest_checkpoint(checkpoint)
-    if latest is None:
-        raise FileNotFoundError(f"{checkpoint} holds no checkpoint (checkpoints/step_*)")
+    llm = env_cfg.mode == "text"
+    router_dir = Path(checkpoint) / ROUTER_DIR
+    latest = None if llm else ckpt.latest_checkpoint(checkpoint)
+    if (llm and not (router_dir / "config.json").is_file()) or (not llm and latest is None):
+        held = f"{ROUTER_DIR}/ (a trained LLM router)" if llm else "checkpoints/step_*"
+        raise FileNotFoundError(f"{checkpoint} holds no checkpoint ({held})")
+    seed = int(run.get("seed", 0))
     with build_pool_from(pool_cfg, log_file) as pool:
         names = [d.name for d in pool.descriptors]
-        probe = env_factory(env_cfg, pool=pool)(rows)
-        obs_dim = int(probe.observation_space.shape[0])
-        probe.close()
-        policy = instantiate(policy_cfg, obs_dim=obs_dim, num_actions=len(names))
-        ckpt.load_policy_weights(latest, policy)
+
+        def make_rows_env(budget: HardBudgetConfig | None) -> Callable[[Sequence[Mapping[str, Any]]], Any]:
+            options = env_cfg if budget is None else dataclasses.replace(env_cfg, budget=budget)
+            return env_factory(options, pool=pool)
 
         def make_env(budget: HardBudgetConfig | None) -> Callable[[], Any]:
             options = env_cfg if budget is None else dataclasses.replace(env_cfg, budget=budget)
-            make = env_factory(options, pool=pool)
+            make = env_factory(dataclasses.replace(options, mode="features"), pool=pool)  # tier indices
             return lambda: make(rows)
 
+        router, player = None, None
+        if llm:
+            trainer = OmegaConf.to_container(run.trainer, resolve=True)
+            model, tokenizer = load_model(router_dir)
+            player = llm_router_player(
+                model,
+                tokenizer,
+                make_rows_env,
+                rows,
+                max_turn_tokens=int(trainer["max_turn_tokens"]),
+                max_completion_tokens=int(trainer["max_completion_tokens"]),
+                batch_size=int(trainer.get("eval_batch_size", 8)),
+                seed=seed,
+            )
+        else:
+            policy_cfg = OmegaConf.to_container(run.policy, resolve=True)
+            check_recorded(policy_cfg, "policy", where)
+            probe = make_env(None)()
+            obs_dim = int(probe.observation_space.shape[0])
+            probe.close()
+            policy = instantiate(policy_cfg, obs_dim=obs_dim, num_actions=len(names))
+            ckpt.load_policy_weights(latest, policy)
+            router = torch_policy(policy.eval())
         return evaluate_agent_steps(
             make_env,
             rows,
-            torch_policy(policy.eval()),
+            router,
             out_dir,
             num_tiers=len(names),
             max_steps=env_cfg.max_steps,
             budget=env_cfg.budget,
             caps=env_cfg.eval_caps,
-            seed=int(run.get("seed", 0)),
+            seed=seed,
+            router_player=player,
         )

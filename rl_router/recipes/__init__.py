@@ -7,10 +7,12 @@ trainer                       env                         recipe
 ============================  ==========================  =======================================
 ``ppo`` (PPOConfig)           ``multi_llm_qa``, select     :mod:`~rl_router.recipes.policy_router_ppo`
 ``grpo`` (GRPOTrainerConfig)  ``multi_llm_qa``, multi_round :mod:`~rl_router.recipes.llm_router_grpo`
+``ppo`` (PPOConfig)           ``agent_steps``, features    :mod:`~rl_router.recipes.agent_steps_ppo`
+``grpo`` (GRPOTrainerConfig)  ``agent_steps``, text        :mod:`~rl_router.recipes.agent_steps_grpo`
+``joint_ppo``                 ``memory_tiers``, per_module :mod:`~rl_router.recipes.memory_tiers_ppo`
 ============================  ==========================  =======================================
 
-A combination without a recipe stops at start with a message naming both. ``agent_steps`` and
-``memory_tiers`` recipes join the table as their envs land.
+A combination without a recipe stops at start with a message naming both.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ RECIPES: dict[tuple[str, str, str], str] = {
         "multi_round",
     ): "rl_router.recipes.llm_router_grpo",
     ("PPOConfig", "envs.agent_steps.AgentStepsEnv", "features"): "rl_router.recipes.agent_steps_ppo",
+    ("GRPOTrainerConfig", "envs.agent_steps.AgentStepsEnv", "text"): "rl_router.recipes.agent_steps_grpo",
     (
         "JointPPOConfig",
         "envs.memory_tiers.MemoryTiersEnv",

@@ -19,7 +19,14 @@ contract treats as invalid and terminal. The env's last ``info`` holds the episo
 (``info["episode"]``, any keys the env family defines) and ``info["reward_terms"]``.
 
 Any text env fits this contract: Router-R1's protocol (a few routed calls, then an answer) as well as
-an agent whose every step is a routed candidate call.
+an agent whose every step is a routed candidate call (``agent_steps``' text mode: one tier per step,
+the episode ends on the game's end, the budget or the step limit, ``terminated`` or ``truncated``).
+
+Where the router's prompt comes from: an env class with a ``router_prompt()`` method writes it
+itself after ``reset`` (``agent_steps``: the task, the tiers and the first room; the episode's drawn
+budget shows in it, so it may differ between the samples of a group); the dataset prompt then only
+carries the row's id (:func:`task_prompt`). Without the hook the dataset prompt is the router's, and
+must equal the env's first observation (Router-R1: :func:`tagged_prompt`).
 """
 
 from __future__ import annotations
@@ -105,6 +112,14 @@ def tagged_prompt(
     return [{**message, "question_id": str(row["id"])}]
 
 
+def task_prompt(row: Mapping[str, Any]) -> list[dict[str, str]]:
+    """A dataset prompt for envs that write the router's prompt themselves (``router_prompt()``).
+
+    Only its ``question_id`` is read; TRL's ``rollout_func`` receives prompts and nothing else.
+    """
+    return [{"role": "user", "content": f"task {row['id']}", "question_id": str(row["id"])}]
+
+
 def episode_record(info: Mapping[str, Any], truncated: bool) -> dict[str, Any]:
     """The env's last-step ``info`` as one record: ``info["episode"]`` plus reward terms and truncation."""
     return {**info["episode"], "reward_terms": dict(info["reward_terms"]), "truncated": truncated}
@@ -147,27 +162,53 @@ class RolloutDriver:
         self.tokenizer = tokenizer
         self.max_turn_tokens = max_turn_tokens
         self.max_completion_tokens = max_completion_tokens
-        self._prompt_ids: dict[str, list[int]] = {}
+        self._prompt_ids: dict[tuple[str, ...], list[int]] = {}
 
-    def play(self, prompts: Sequence[Sequence[Mapping[str, Any]]], generate: TurnGenerator) -> RolloutResult:
+    def play(
+        self,
+        prompts: Sequence[Sequence[Mapping[str, Any]]],
+        generate: TurnGenerator,
+        seeds: Sequence[int] | None = None,
+    ) -> RolloutResult:
         """Play one episode per prompt, with one generation and one env batch step per turn.
 
         Args:
-            prompts: Message lists from :func:`tagged_prompt` (TRL repeats each ``num_generations``
-                times in a row; the driver does not care).
+            prompts: Message lists from :func:`tagged_prompt` or :func:`task_prompt` (TRL repeats
+                each ``num_generations`` times in a row; the driver does not care).
             generate: Writes the next turn of a batch of token contexts.
+            seeds: One ``reset`` seed per episode (evaluation: the same budget draws as the
+                baselines get); None: unseeded resets (training).
         """
         started = time.perf_counter()
         ids = [question_id_of(p) for p in prompts]
         envs = [self.make_env([self.rows[i]]) for i in ids]
-        prompt_ids = [self.prompt_ids(i, p) for i, p in zip(ids, prompts, strict=True)]
-        for env, prompt in zip(envs, prompts, strict=True):
-            observation, _ = env.reset(options={"index": 0})
-            if observation != prompt[-1]["content"]:
+        try:
+            return self._play(envs, ids, prompts, generate, seeds, started)
+        finally:
+            for env in envs:  # agent_steps envs own a game process each
+                env.close()
+
+    def _play(
+        self,
+        envs: Sequence[gym.Env],
+        ids: Sequence[str],
+        prompts: Sequence[Sequence[Mapping[str, Any]]],
+        generate: TurnGenerator,
+        seeds: Sequence[int] | None,
+        started: float,
+    ) -> RolloutResult:
+        prompt_ids = []
+        for k, (env, prompt) in enumerate(zip(envs, prompts, strict=True)):
+            observation, _ = env.reset(seed=None if seeds is None else int(seeds[k]), options={"index": 0})
+            router_prompt = getattr(env, "router_prompt", None)
+            if router_prompt is not None:  # the env writes the router's prompt (module docstring)
+                prompt = router_prompt()
+            elif observation != prompt[-1]["content"]:
                 raise ValueError(
                     "the env's prompt differs from the dataset's: build the prompts from the same pool "
                     "descriptors and env.max_routes (rl_router.rollout.driver.tagged_prompt)"
                 )
+            prompt_ids.append(self.prompt_ids(prompt))
         trajectories = [Trajectory() for _ in prompts]
         records: list[dict[str, Any] | None] = [None] * len(prompts)
         eos = self.tokenizer.eos_token_id
@@ -180,10 +221,10 @@ class RolloutDriver:
             # ---- the envs act on every turn at once
             steps = step_envs([envs[i] for i in live], texts)
             still_live, out_of_room = [], []
-            for i, segment, (_, _, terminated, _, info) in zip(live, segments, steps, strict=True):
+            for i, segment, (_, _, terminated, truncated, info) in zip(live, segments, steps, strict=True):
                 trajectory = trajectories[i]
                 trajectory.add(segment.ids, policy=True, logprobs=segment.logprobs)
-                if terminated:
+                if terminated or truncated:  # truncated: a step limit (agent_steps)
                     if segment.reason == "stop" and self._room(trajectory) > 0:
                         trajectory.add([eos], policy=True)  # the policy's EOS ends the episode
                     records[i] = episode_record(info, truncated=segment.reason == "length")
@@ -217,12 +258,13 @@ class RolloutDriver:
             seconds=time.perf_counter() - started,
         )
 
-    def prompt_ids(self, question_id: str, prompt: Sequence[Mapping[str, Any]]) -> list[int]:
-        """The router's prompt tokens: its chat template with the generation prompt (cached per row)."""
-        if question_id not in self._prompt_ids:
-            messages = [{"role": m["role"], "content": m["content"]} for m in prompt]
-            self._prompt_ids[question_id] = chat_prompt_ids(self.tokenizer, messages)
-        return self._prompt_ids[question_id]
+    def prompt_ids(self, prompt: Sequence[Mapping[str, Any]]) -> list[int]:
+        """The router's prompt tokens: its chat template with the generation prompt (cached by text)."""
+        messages = [{"role": m["role"], "content": m["content"]} for m in prompt]
+        key = tuple(f"{m['role']}\0{m['content']}" for m in messages)
+        if key not in self._prompt_ids:
+            self._prompt_ids[key] = chat_prompt_ids(self.tokenizer, messages)
+        return self._prompt_ids[key]
 
     def _room(self, trajectory: Trajectory) -> int:
         return self.max_completion_tokens - len(trajectory.ids)

@@ -16,6 +16,12 @@ the generation backend from the trainer and converts the typed
 forwards to the reward functions: :class:`EpisodeReward` (the env's reward, weight 1) and one
 :class:`EpisodeTerm` per reward term (weight 0, logged on its own as ``train/reward/<term>``).
 
+Two env families train through it. Router-R1 (:mod:`rl_router.recipes.llm_router_grpo`): the bridge
+scores each batch's cost term with one normaliser and combines the reward. ``agent_steps`` text mode
+(:mod:`rl_router.recipes.agent_steps_grpo`): the env's own terminal reward (BoPO, our
+reconstruction) stands, so the bridge gets no normaliser and no reward combiner; the terms it logs
+are :data:`AGENT_STEPS_TERMS`.
+
 With a budget (``trainer.budget``, :class:`rewards.budget.BudgetConfig`) the objective is the same
 Lagrangian as PPO's: :meth:`TRLRollout.score` adds ``-lam * usage / target`` to every episode's reward
 (logged as the ``budget`` term) and then moves ``lam`` by projected dual ascent on the batch's mean
@@ -64,6 +70,7 @@ if TYPE_CHECKING:
 LOSS_TYPES = ("grpo", "dapo", "dr_grpo", "bnpo", "cispo", "sapo")
 SCALE_REWARDS = ("group", "batch", "none")
 REWARD_TERMS = ("format", "outcome", "cost", "cost_usd")  # the env's info["reward_terms"] keys
+AGENT_STEPS_TERMS = ("success", "cost", "cost_usd", "reference", "format")  # agent_steps' terms
 BUDGET_TERM = "budget"  # the Lagrangian's term, set by TRLRollout.score under trainer.budget
 ROLLOUT_STATE = "rollout_state.json"  # the cost normaliser's window, saved in every TRL checkpoint
 
@@ -201,7 +208,7 @@ def trl_rollout_dict(result: RolloutResult) -> dict[str, Any]:
         "logprobs": result.logprobs,
         "env_mask": result.env_mask,
         "question_id": result.question_ids,
-        "answer": [e["answer"] or "" for e in episodes],
+        "answer": [e.get("answer") or "" for e in episodes],
         "correct": [float(e["correct"]) for e in episodes],
         "format_ok": [bool(e["format_ok"]) for e in episodes],
         "cost_usd": [float(e["cost_usd"]) for e in episodes],
@@ -222,9 +229,11 @@ class TRLRollout:
 
     Args:
         driver: Plays the episodes (its env maker shares the pool; its envs defer the cost term).
-        normalizer: The cost normaliser every batch is scored against (saved with every checkpoint).
+        normalizer: The cost normaliser every batch is scored against (saved with every checkpoint);
+            None with ``reward`` None.
         reward: Router-R1's reward at the env's ``alpha`` (``RouterR1Reward(alpha=env.alpha)``): the
-            one place that combines an episode's format, outcome and cost terms.
+            one place that combines an episode's format, outcome and cost terms. None: the env's own
+            episode reward stands (``agent_steps``).
         generation: :class:`~rl_router.generation.HFTurnGenerator` options for training
             (``temperature``, ``top_p``, ``top_k``, ``chunk``).
         budget: A cap on spend (``trainer.budget``); None or off: the plain reward.
@@ -234,12 +243,14 @@ class TRLRollout:
     def __init__(
         self,
         driver: RolloutDriver,
-        normalizer: PercentileCostNormalizer,
-        reward: RouterR1Reward,
+        normalizer: PercentileCostNormalizer | None,
+        reward: RouterR1Reward | None,
         generation: Mapping[str, Any] | None = None,
         budget: BudgetConfig | None = None,
         multiplier: float = 0.0,
     ):
+        if (normalizer is None) != (reward is None):
+            raise ValueError("give TRLRollout both a cost normaliser and a reward (Router-R1) or neither")
         self.driver = driver
         self.normalizer = normalizer
         self.reward = reward
@@ -277,10 +288,16 @@ class TRLRollout:
         Sets each record's ``reward_terms["cost"]`` and ``reward`` in place, so the logged records
         and TRL's columns hold the same numbers.
 
+        Without a reward combiner (``agent_steps``) the env's own rewards stand; only a budget is added.
+
         Raises:
             ValueError: An env scored its own cost term (built without ``defer_cost``): its episode
                 is in the window already, and scoring the batch would add it twice.
         """
+        if self.reward is None:
+            if self.budget is not None:
+                self.charge_budget(episodes)
+            return
         if any(e["reward_terms"].get("cost") is not None for e in episodes):
             raise ValueError(
                 "the envs scored their own cost term: build them with defer_cost=True "
@@ -323,7 +340,7 @@ class TRLRollout:
     def state_dict(self) -> dict[str, Any]:
         """What a resumed run needs: the cost window and the budget's ``lam`` (None without a budget)."""
         return {
-            "normalizer": self.normalizer.state_dict(),
+            "normalizer": None if self.normalizer is None else self.normalizer.state_dict(),
             "budget": None if self.budget is None else {"lambda": self.multiplier},
         }
 
@@ -362,7 +379,7 @@ class EpisodeReward:
         [0.7, -1.0]
     """
 
-    def __init__(self, name: str = "router_r1") -> None:
+    def __init__(self, name: str = "router_r1") -> None:  # "bopo" for agent_steps
         self.name = name
         self.__name__ = name  # TRL names a reward function's metric after `__name__`
 
@@ -390,13 +407,17 @@ class EpisodeTerm:
         return [None if t.get(self.name) is None else float(t[self.name]) for t in reward_terms]
 
 
-def reward_functions(budget: bool = False) -> tuple[list[Any], list[float]]:
+def reward_functions(
+    budget: bool = False, terms: Sequence[str] = REWARD_TERMS, name: str = "router_r1"
+) -> tuple[list[Any], list[float]]:
     """TRL's ``reward_funcs`` and ``reward_weights``: the episode reward, then each term at weight 0.
 
     With ``budget`` the Lagrangian's ``budget`` term is logged too (it is already in the reward).
+    ``terms`` / ``name``: the env family's reward terms and the episode reward's metric name
+    (``AGENT_STEPS_TERMS`` / ``"bopo"`` for ``agent_steps``).
     """
-    terms = (*REWARD_TERMS, BUDGET_TERM) if budget else REWARD_TERMS
-    return [EpisodeReward(), *(EpisodeTerm(t) for t in terms)], [1.0] + [0.0] * len(terms)
+    terms = (*terms, BUDGET_TERM) if budget else tuple(terms)
+    return [EpisodeReward(name), *(EpisodeTerm(t) for t in terms)], [1.0] + [0.0] * len(terms)
 
 
 # ------------------------------------------------------------------------------------- logging
@@ -483,8 +504,16 @@ def metrics_callback(
 
 
 # ------------------------------------------------------------------------------------- TRL arguments
-def grpo_args(cfg: GRPOTrainerConfig, output_dir: Path) -> Any:
-    """TRL's ``GRPOConfig`` for one generation batch per optimizer step."""
+def grpo_args(
+    cfg: GRPOTrainerConfig,
+    output_dir: Path,
+    terms: Sequence[str] = REWARD_TERMS,
+    stops: Sequence[str] = STOP_STRINGS,
+) -> Any:
+    """TRL's ``GRPOConfig`` for one generation batch per optimizer step.
+
+    ``terms``: the env family's reward terms (one weight each); ``stops``: where a router turn ends.
+    """
     from trl import GRPOConfig
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -496,11 +525,11 @@ def grpo_args(cfg: GRPOTrainerConfig, output_dir: Path) -> Any:
         )
     accumulation = cfg.generation_batch_size // per_step
     vllm_kwargs = {
-        "stop": list(STOP_STRINGS),
+        "stop": list(stops),
         "include_stop_str_in_output": True,
         "max_tokens": cfg.max_turn_tokens,
     }
-    _, weights = reward_functions(cfg.budget.enabled)
+    _, weights = reward_functions(cfg.budget.enabled, terms)
     return GRPOConfig(
         output_dir=str(output_dir),
         learning_rate=cfg.lr,

@@ -12,6 +12,7 @@ from gymnasium.utils.env_checker import check_env
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import envs.agent_steps as agent_steps_module
 import envs.react_agent as react_agent
 import envs.text_features as text_features
 from envs.agent_steps import AgentStepsConfig, AgentStepsEnv
@@ -28,7 +29,7 @@ def corridor_env(pool, rows=ROWS, **options) -> AgentStepsEnv:
 
 
 def test_doctests():
-    for module in (react_agent, text_features):
+    for module in (react_agent, text_features, agent_steps_module):
         assert doctest.testmod(module).failed == 0
 
 
@@ -47,9 +48,15 @@ def test_text_mode_passes_check_env_and_reads_the_tier_from_text():
         check_env(env, skip_render_check=True)
     assert isinstance(env.observation_space, TextSpace)
     obs, _ = env.reset(seed=0, options={"index": 0})
-    assert "Walk to the end." in obs and "Tier for the next step:" in obs
-    _, _, _, _, info = env.step("I pick large for this one")
-    assert info["model"] == "large" and info["env_text"].startswith("> go forward")
+    assert "Walk to the end." in obs and "Tiers: 1 = small, 2 = large" in obs and obs.endswith("Tier:\n")
+    _, _, _, _, info = env.step("Tier: 2")
+    assert info["model"] == "large" and info["env_text"].startswith("> go forward") and info["malformed"] == 0
+    _, _, _, _, info = env.step("I pick large for this one")  # prose is malformed: the cheapest tier
+    assert info["model"] == "small" and info["malformed"] == 1
+    _, _, terminated, _, info = env.step("")  # an empty reply ends the episode without a call
+    assert terminated and info["model"] == "" and not info["budget_exhausted"]
+    assert info["episode"]["steps"] == 2 and not info["episode"]["format_ok"]
+    assert info["reward_terms"]["format"] == pytest.approx(-0.5 * 2 / 3)  # 2 malformed of 3 replies
 
 
 def test_always_large_solves_and_is_scored_against_the_boundary():
