@@ -56,7 +56,7 @@ def resolve(config: ServeConfig) -> dict[str, Any]:
         pool_cfg = _plain(recorded)
         (check_recorded if config.trust_recorded_pool else check_recorded_pool)(pool_cfg, "pool", where)
     check_pool(pool_cfg, router.model_names)
-    if router.kind == "policy" and config.serve.targets and router.training.get("data") is not None:
+    if config.serve.targets and router.training.get("data") is not None:
         check_recorded(router.training["data"], "data", where)
     return pool_cfg
 
@@ -71,16 +71,22 @@ def build_routing(config: ServeConfig, pool_cfg: Mapping[str, Any]) -> Routing:
     pool = BatchingPool(build_pool_from(pool_cfg))
     s = config.serve
     try:
-        if router.kind == "llm":
-            return LLMRouting(router, pool, s.context_tokens, s.model_name)
-        from rl_router.serve.embedder import QueryEmbedder
         from rl_router.serve.targets import TargetOffsets
 
-        embedder = QueryEmbedder()
         targets, reason = None, "per-request targets are off on this server (serve.targets=false)"
         if s.targets and router.training.get("data") is None:
             reason = "this router records no training data to fit a target on"
-        elif s.targets:
+        if router.kind == "llm":
+            if s.targets and router.training.get("data") is not None:
+                try:
+                    targets = TargetOffsets.from_llm_training(router, s.llm_calibration_rows)
+                except ValueError as err:  # the server still serves; a target gets this reason
+                    reason = f"no target can be fitted for this router: {err}"
+            return LLMRouting(router, pool, s.context_tokens, s.model_name, None, targets, reason)
+        from rl_router.serve.embedder import QueryEmbedder
+
+        embedder = QueryEmbedder()
+        if s.targets and router.training.get("data") is not None:
             targets = TargetOffsets.from_training(router, s.calibration_rows, embedder.embed)
         return PolicyRouting(
             router,

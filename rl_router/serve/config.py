@@ -42,8 +42,9 @@ class ServerConfig:
     max_request_bytes: int = 1_000_000  # a larger body is refused with 413
     max_messages: int = 256  # a conversation with more messages is refused with 413
     context_tokens: int = 256  # the router sees the newest messages that fit in this many tokens
-    targets: bool = True  # accept per-request targets (policy routers): fit offsets on calibration rows
+    targets: bool = True  # accept per-request targets: fit offsets on calibration rows
     calibration_rows: int | None = 2000  # training rows those offsets are fitted on (rl-router calibrate's)
+    llm_calibration_rows: int | None = 256  # LLM routers: rows whose first turn is played once at start
     torch_threads: int | None = 1  # torch intra-op threads per replica; None: torch's default
     access_log: bool = False  # a line per request (status, models, ms; never content) from proxy, replica
     app_name: str = "rl_router"  # the Ray Serve application's name
@@ -71,6 +72,10 @@ class ServerConfig:
         if self.calibration_rows is not None and self.calibration_rows < 1:
             raise ValueError(
                 f"serve.calibration_rows={self.calibration_rows}: use 1 or more, or null for all"
+            )
+        if self.llm_calibration_rows is not None and self.llm_calibration_rows < 1:
+            raise ValueError(
+                f"serve.llm_calibration_rows={self.llm_calibration_rows}: use 1 or more, or null for all"
             )
         if self.torch_threads is not None and self.torch_threads < 1:
             raise ValueError(f"serve.torch_threads={self.torch_threads}: use 1 or more, or null")

@@ -385,12 +385,20 @@ class BudgetPool:
 class LLMRouting(Routing):
     """An LLM router's Router-R1 episode per request; episodes run one at a time per replica.
 
+    Its operating point: a request's share target (``targets``: the offsets of
+    :class:`~rl_router.serve.targets.TargetOffsets`, applied by
+    :class:`~rl_router.routers.llm_choice.CalibratedTurns` to the name each ``<search>`` writes),
+    else the router's ``calibration.json``, else its own choices.
+
     Args:
         router: the LLM router.
         pool: the candidate pool.
         context_tokens: the cap on the conversation the router reads, in its own tokens.
         router_id: the router's id.
-        generate: writes the router's turns (None: the router's model, greedily).
+        generate: writes the router's turns (None: the router's model, greedily); a test's script
+            takes no target.
+        targets: per-request targets' offsets; None: requests with a target are refused.
+        targets_off_reason: why, in the 400.
     """
 
     kind = "llm"
@@ -402,6 +410,8 @@ class LLMRouting(Routing):
         context_tokens: int = 256,
         router_id: str = "rl-router",
         generate: Any = None,
+        targets: Any = None,
+        targets_off_reason: str = "per-request targets are off on this server (serve.targets=false)",
     ) -> None:
         from rewards.cost import PercentileCostNormalizer
         from rl_router.generation import token_counter
@@ -410,23 +420,40 @@ class LLMRouting(Routing):
         self.router = router
         self.context_tokens = context_tokens
         self.generate = generate
+        self.targets = targets
+        self.targets_off_reason = targets_off_reason
         self.count_tokens = token_counter(router.tokenizer)
         self.normalizer = PercentileCostNormalizer(window=router.protocol.cost_window)
         self._lock = threading.Lock()  # one HF generation at a time: the model and tokenizer are shared
 
+    def operating_point(self, chat: ChatRequest) -> tuple[Any, dict[str, Any] | None, list[float] | None]:
+        """``(turn writer, target, offsets)`` of this request (see the class docstring)."""
+        from rl_router.routers.llm_choice import CalibratedTurns
+
+        if chat.target is None:
+            calibration = self.router.calibration
+            if calibration is None:
+                return self.generate, None, None
+            return self.generate, dict(calibration.target), list(calibration.offsets)
+        if self.targets is None or self.generate is not None:
+            reason = self.targets_off_reason if self.targets is None else "this router's turns are scripted"
+            raise ServeError(400, f"routing.target: {reason}", "routing.target")
+        from rl_router.serve.targets import TargetError
+
+        try:
+            offsets = [float(v) for v in self.targets.offsets(chat.target)]
+        except TargetError as err:
+            raise ServeError(400, str(err), err.field) from err
+        turns = CalibratedTurns(self.router.model, self.router.tokenizer, self.names, offsets)
+        return turns, dict(chat.target), offsets
+
     def route(self, chat: ChatRequest) -> Reply:
-        if chat.target is not None:
-            raise ServeError(
-                400,
-                "routing.target: an LLM router takes no per-request target; its operating point is "
-                "the calibration.json it was loaded with (rl-router calibrate target.share=...)",
-                "routing.target",
-            )
+        generate, target, offsets = self.operating_point(chat)
         with self._lock:
             question = conversation_text(chat.messages, self.context_tokens, self.count_tokens)
             row = {"id": "request", "question": question, "golden_answers": [""]}
             budget = BudgetPool(self.pool, chat.max_usd)
-            episode = self.router.play(budget, [row], 1, self.normalizer, self.generate)[0]
+            episode = self.router.play(budget, [row], 1, self.normalizer, generate)[0]
             prompt_tokens = self.count_tokens(episode["prompt"])
             completion_tokens = self.count_tokens(episode["completion"])
         routing = spending(budget.calls) | {
@@ -438,6 +465,8 @@ class LLMRouting(Routing):
             "candidate_errors": episode["candidate_errors"],
             "max_usd": chat.max_usd,
             "probs": None,
+            "target": target,
+            "offsets": None if offsets is None else dict(zip(self.names, offsets, strict=True)),
         }
         if episode["answer"] is None:
             violations = "; ".join(episode["violations"]) or "no <answer> within the token budget"

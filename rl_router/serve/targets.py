@@ -1,4 +1,4 @@
-"""Per-request operating points for a served policy router: ``routing.target`` in a request.
+"""Per-request operating points for a served router: ``routing.target`` in a request.
 
 ``rl-router calibrate`` fits logit offsets for ONE target and writes them beside the weights. A
 served request may name its own target instead (``{"share": 0.3, "model": "gpt-4"}`` or
@@ -10,6 +10,16 @@ functions (:func:`~rl_router.routers.calibration.fit_share_offsets`,
 :func:`~rl_router.routers.calibration.fit_cost_offsets`), on those rows, the first time it is asked
 for; fitted offsets are kept (a bounded LRU). So a request with target T is routed exactly as the
 router would be after ``rl-router calibrate target=T rows=<calibration_rows>``.
+
+An LLM router (:meth:`TargetOffsets.from_llm_training`) takes share targets by the same machinery
+as ``rl-router calibrate`` for LLM routers (:func:`rl_router.eval.calibrate.fit_llm_calibration`):
+the expensive part, the router's first turn on every calibration row and the log-probabilities of
+the candidate names at its first ``<search>`` (:func:`~rl_router.routers.llm_choice.first_choice_log_probs`),
+is computed ONCE per replica, at start, on a seed-0 subset of ``llm_calibration_rows`` training rows;
+each distinct share target is then one :func:`~rl_router.routers.calibration.fit_share_offsets` (a
+sort of at most that many margins, microseconds) and is kept in the same LRU, so a repeated target
+costs a dictionary look-up. Cost targets are refused for LLM routers, as ``rl-router calibrate``
+refuses them.
 """
 
 from __future__ import annotations
@@ -24,11 +34,19 @@ import numpy as np
 
 from rl_router.eval.calibrate import most_expensive, training_costs, training_rows
 from rl_router.eval.table_eval import table_columns
+from rl_router.generation import chat_prompt_ids
 from rl_router.routers.calibration import fit_cost_offsets, fit_share_offsets
+from rl_router.routers.llm import LLMRouter
+from rl_router.routers.llm_choice import CalibratedTurns, first_choice_log_probs
 from rl_router.routers.policy import PolicyRouter
 from rl_router.serve.embedder import router_inputs
 
 CACHED_TARGETS = 256  # distinct targets whose offsets are kept
+LLM_COST_REFUSED = (
+    "routing.target.cost_per_query: an LLM router takes share targets ({share, model}); cost targets "
+    "are for policy routers (rl-router calibrate refuses them too: the dollars of an episode depend "
+    "on every turn, not on one choice the offsets move)"
+)
 
 
 class TargetError(ValueError):
@@ -43,27 +61,31 @@ class TargetOffsets:
     """Offsets for any share or cost target, fitted on calibration rows prepared once.
 
     Args:
-        router: the policy router.
+        router: the policy router, or an LLM router (then ``log_probs`` are its name log-probabilities).
         log_probs: ``[n, m]`` its log-probabilities on the calibration rows.
         row_dollars: ``[n, m]`` recorded dollars of each call on those rows (a routing table), or None.
         expected_dollars: ``[m]`` each candidate's expected dollars per query, used when
             ``row_dollars`` is None; None: cost targets are refused.
-        source: what the rows are (reported in the routing field).
+        source: what the rows are.
+        cost_refused: why cost targets are refused whatever the dollars (LLM routers); None: they
+            are fitted when dollars are known.
     """
 
     def __init__(
         self,
-        router: PolicyRouter,
+        router: PolicyRouter | LLMRouter,
         log_probs: np.ndarray,
         row_dollars: np.ndarray | None,
         expected_dollars: np.ndarray | None,
         source: str,
+        cost_refused: str | None = None,
     ) -> None:
         self.router = router
         self.log_probs = np.asarray(log_probs, dtype=np.float64)
         self.row_dollars = row_dollars
         self.expected = row_dollars.mean(axis=0) if row_dollars is not None else expected_dollars
         self.source = source
+        self.cost_refused = cost_refused
         self._fitted: OrderedDict[tuple, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -89,6 +111,30 @@ class TargetOffsets:
             pass
         return cls(router, log_probs, row_dollars, expected, source)
 
+    @classmethod
+    def from_llm_training(cls, router: LLMRouter, rows: int | None) -> TargetOffsets:
+        """An LLM router's name log-probabilities at the first ``<search>`` of each calibration row.
+
+        The rows and the computation are :func:`~rl_router.eval.calibrate.fit_llm_calibration`'s
+        for ``rl-router calibrate rows=<rows>`` (the offsets are checked equal in
+        ``tests/serve/test_routing.py``); only rows whose first turn routes count.
+
+        Raises:
+            ValueError: no data recorded with the router, or no first turn routes on these rows.
+        """
+        prompts, _, source = training_rows(router.training.get("data"), rows)
+        names = router.model_names
+        generate = CalibratedTurns(router.model.eval(), router.tokenizer, names, [0.0] * len(names))
+        contexts = [chat_prompt_ids(router.tokenizer, router.prompt(q)) for q in prompts]
+        log_probs, routed = first_choice_log_probs(generate, contexts, router.protocol.max_turn_tokens)
+        if not routed.any():
+            raise ValueError(
+                f"the router's first turn asks no candidate on any of the {len(prompts)} calibration "
+                "rows: there is no routing decision a target could move"
+            )
+        source = f"{source}; {int(routed.sum())} first turns routed"
+        return cls(router, log_probs, None, None, source, cost_refused=LLM_COST_REFUSED)
+
     def offsets(self, target: Mapping[str, Any]) -> np.ndarray:
         """``[m]`` the offsets meeting ``target`` on the calibration rows (fitted once, then kept).
 
@@ -104,6 +150,8 @@ class TargetOffsets:
                 )
             key: tuple = ("share", model, float(target["share"]))
         else:
+            if self.cost_refused is not None:
+                raise TargetError("routing.target.cost_per_query", self.cost_refused)
             if self.expected is None:
                 raise TargetError(
                     "routing.target.cost_per_query",

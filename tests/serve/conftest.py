@@ -9,12 +9,8 @@ backend, in the replica) and ``fake-large`` (the OpenAI-compatible backend, call
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from serve_helpers import KEY_ENV, ROOT, START_TIMEOUT_S, free_port, make_policy_run, wait_until_up
+from serve_helpers import KEY_ENV, free_port, make_policy_run, serving, wait_until_up
 
 
 class Candidate:
@@ -83,38 +79,16 @@ def server(tmp_path_factory) -> Iterator[Server]:
         tmp / "run", ["pool=fake", "pool.timeout_s=10", "pool.retries=1"], server_models(candidate.url)
     )
     candidate.start()
-    port, key = free_port(), f"sk-test-{uuid.uuid4().hex}"
-    ray_dir = Path(tempfile.mkdtemp(prefix="rlr-", dir="/tmp"))  # short: Ray's socket paths have a limit
+    key = f"sk-test-{uuid.uuid4().hex}"
     log = tmp / "serve.log"
-    env = {**os.environ, KEY_ENV: key, "RAY_TMPDIR": str(ray_dir)}
-    command = [
-        sys.executable,
-        "-m",
-        "rl_router.cli",
-        "serve",
-        f"checkpoint={run}",
-        f"serve.port={port}",
+    overrides = [
         f"serve.api_key_env={KEY_ENV}",
-        "serve.ray.num_cpus=2",
         "serve.max_request_bytes=200000",
         "serve.max_messages=64",
         "serve.access_log=true",  # the log test checks that request lines hold no content
     ]
     try:
-        with log.open("wb") as out:
-            process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-    except BaseException:
-        candidate.kill()
-        raise
-    try:
-        wait_until_up(f"http://127.0.0.1:{port}/health", process, START_TIMEOUT_S, log)
-        yield Server(f"http://127.0.0.1:{port}/v1", key, log, ray_dir, candidate, run)
+        with serving(run, overrides, log, {KEY_ENV: key}) as (url, ray_dir):
+            yield Server(url, key, log, ray_dir, candidate, run)
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=90)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
         candidate.kill()
-        shutil.rmtree(ray_dir, ignore_errors=True)

@@ -6,9 +6,16 @@ A policy run is made without training (composed config + a checkpoint of random 
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
 import socket
 import subprocess
+import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -95,3 +102,40 @@ def fake_pool_config(
         cache=False,
         retries=0,
     )
+
+
+@contextmanager
+def serving(
+    run: Path, overrides: list[str], log: Path, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, Path]]:
+    """The real ``python -m rl_router.cli serve checkpoint=<run> ...`` on loopback.
+
+    Yields ``(its /v1 URL, its Ray temp dir)``.
+    Its own local Ray (a short temp dir: Ray's socket paths have a limit) on two CPUs; SIGTERM at the end.
+    """
+    port = free_port()
+    ray_dir = Path(tempfile.mkdtemp(prefix="rlr-", dir="/tmp"))
+    command = [
+        sys.executable,
+        "-m",
+        "rl_router.cli",
+        "serve",
+        f"checkpoint={run}",
+        f"serve.port={port}",
+        "serve.ray.num_cpus=2",
+        *overrides,
+    ]
+    environ = {**os.environ, **(env or {}), "RAY_TMPDIR": str(ray_dir)}
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=environ, cwd=ROOT)
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}/health", process, START_TIMEOUT_S, log)
+        yield f"http://127.0.0.1:{port}/v1", ray_dir
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        shutil.rmtree(ray_dir, ignore_errors=True)
