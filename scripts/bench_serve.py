@@ -14,9 +14,15 @@ so the figures include real generation (replies capped at 64 tokens); replies ar
 (``routing.target = {share: 1, model: fake-large}``); the line then adds the share of requests that
 succeeded and the fallbacks the routing field counted.
 
-Before it, ``cpu_ms_per_request``: CPU time all processes (clients, Ray Serve's proxy, the replica,
-Ray) spent per request, a figure that, unlike latency, does not depend on what else the machine runs.
-The last line printed is ``requests=<n> concurrency=<c> errors=<e> p50_ms=<> p99_ms=<> rps=<>``.
+First, the baseline: a no-op Ray Serve deployment (a FastAPI ingress that reads the body and
+returns a fixed ``chat.completion``) behind the same proxy, sent the same requests by the same
+clients (``noop:`` lines). What Ray Serve and the clients cost without any routing is the floor
+under the router's figures; the last line appends the no-op's and the ratios router / no-op.
+
+Before each latency line, ``cpu_ms_per_request``: CPU time all processes (clients, Ray Serve's
+proxy, the replica, Ray) spent per request, a figure that, unlike latency, does not depend on what
+else the machine runs. The last line printed is
+``requests=<n> concurrency=<c> errors=<e> p50_ms=<> p99_ms=<> rps=<>`` (then ``noop_*`` fields).
 
 Launch:
     .venv/bin/python scripts/bench_serve.py
@@ -37,9 +43,46 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from fastapi import Request  # module level: FastAPI resolves the handler's annotation from globals
 from omegaconf import OmegaConf
 
 ZERO_LATENCY = ["pool=fake", "pool.models.1.fake.latency_s=0", "pool.retries=0"]
+NOOP_REPLY = {
+    "id": "chatcmpl-noop",
+    "object": "chat.completion",
+    "created": 0,
+    "model": "noop",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+    "routing": {"fallbacks": 0},
+}
+
+
+def deploy_noop(max_ongoing_requests: int) -> str:
+    """The baseline: a Ray Serve FastAPI deployment answering a fixed completion; returns its route."""
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse
+    from ray import serve
+
+    app = FastAPI()
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> JSONResponse:
+        await request.body()
+        return JSONResponse(NOOP_REPLY)
+
+    @serve.deployment(
+        name="noop",
+        max_ongoing_requests=max_ongoing_requests,
+        ray_actor_options={"num_cpus": 0},
+        logging_config={"enable_access_log": False},  # as the router's (serve.access_log=false)
+    )
+    @serve.ingress(app)
+    class Noop:
+        pass
+
+    serve.run(Noop.bind(), name="noop", route_prefix="/noop", blocking=False)
+    return "/noop/v1"
 
 
 def compose(name: str, overrides: list[str]):
@@ -159,20 +202,12 @@ def main() -> None:
     url = start(config, resolve(config))
     texts = prompts(args.requests, args.fresh_prompts)
     extra = {"routing": {"target": {"share": 1.0, "model": "fake-large"}}} if args.failing_half else None
-    check = not args.local_pool  # real models do not echo
-    asyncio.run(load(url, texts[: args.concurrency], args.concurrency, extra, check))  # warm-up, not counted
-    cpu_before = cpu_seconds()
-    done, failed, elapsed = asyncio.run(load(url, texts, args.concurrency, extra, check))
-    cpu = {name: seconds - cpu_before.get(name, 0.0) for name, seconds in cpu_seconds().items()}
+    noop_url = url.removesuffix("/v1") + deploy_noop(config.serve.max_ongoing_requests)
+    noop = measure(noop_url, texts, args.concurrency, None, False, "noop: ")
+    router = measure(url, texts, args.concurrency, extra, not args.local_pool, "")  # real models do not echo
     serve.shutdown()
 
-    latencies = np.array([d[0] for d in done]) * 1e3
-    p50, p99 = np.percentile(latencies, [50, 99]) if len(latencies) else (float("nan"),) * 2
-    if failed:
-        print(f"first failure: {failed[0]!r}"[:300])
-    top = sorted(cpu.items(), key=lambda kv: -kv[1])[:6]
-    parts = ", ".join(f"{name} {1e3 * seconds / args.requests:.1f}" for name, seconds in top)
-    print(f"cpu_ms_per_request={1e3 * sum(cpu.values()) / args.requests:.1f} ({parts})")
+    done, failed, elapsed, p50, p99 = router
     line = (
         f"requests={args.requests} concurrency={args.concurrency} errors={len(failed)} "
         f"p50_ms={p50:.1f} p99_ms={p99:.1f} rps={args.requests / elapsed:.3g}"
@@ -182,7 +217,34 @@ def main() -> None:
     if args.failing_half:
         fallbacks = sum(d[1] for d in done)
         line += f" failing=fake-large success_share={len(done) / args.requests:.4f} fallbacks={fallbacks}"
+    _, noop_failed, noop_elapsed, noop_p50, noop_p99 = noop
+    line += (
+        f" noop_errors={len(noop_failed)} noop_p50_ms={noop_p50:.1f} noop_p99_ms={noop_p99:.1f}"
+        f" noop_rps={args.requests / noop_elapsed:.3g} p99_ratio={p99 / noop_p99:.2f}"
+        f" rps_ratio={noop_elapsed / elapsed:.2f}"
+    )
     print(line)
+
+
+def measure(url: str, texts: list[str], concurrency: int, extra: dict | None, check: bool, label: str):
+    """Warm up, then send every text; prints the CPU line and (for the no-op) the latency line."""
+    asyncio.run(load(url, texts[:concurrency], concurrency, extra, check))  # warm-up, not counted
+    cpu_before = cpu_seconds()
+    done, failed, elapsed = asyncio.run(load(url, texts, concurrency, extra, check))
+    cpu = {name: seconds - cpu_before.get(name, 0.0) for name, seconds in cpu_seconds().items()}
+    latencies = np.array([d[0] for d in done]) * 1e3
+    p50, p99 = np.percentile(latencies, [50, 99]) if len(latencies) else (float("nan"),) * 2
+    if failed:
+        print(f"{label}first failure: {failed[0]!r}"[:300])
+    top = sorted(cpu.items(), key=lambda kv: -kv[1])[:6]
+    parts = ", ".join(f"{name} {1e3 * seconds / len(texts):.1f}" for name, seconds in top)
+    print(f"{label}cpu_ms_per_request={1e3 * sum(cpu.values()) / len(texts):.1f} ({parts})")
+    if label:
+        print(
+            f"{label}requests={len(texts)} concurrency={concurrency} errors={len(failed)} "
+            f"p50_ms={p50:.1f} p99_ms={p99:.1f} rps={len(texts) / elapsed:.3g}"
+        )
+    return done, failed, elapsed, p50, p99
 
 
 if __name__ == "__main__":
