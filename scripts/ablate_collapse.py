@@ -8,11 +8,10 @@ no calibration), ``validation/report.json`` and ``metrics.jsonl`` (``train/loss/
 * ``budgetmem``: BudgetMem's reward ``correct + alpha * s * C``, ``s = std(correct) / std(C)``;
 * ``table``: percentiles frozen on every candidate's cost of the training rows
   (``PercentileCostNormalizer.from_reference``), so the model in use never looks cheap by habit;
-* ``ent_0.05``: five times PPO's entropy bonus;  ``const_lr``: no learning-rate decay.
-
-Not here: several sampled actions per query with a group baseline. The PPO trainer steps a vector env
-whose sub-envs each draw their own query; answering one query with G actions needs a grouped
-rollout, which is more than a small change to ``rl_router/trainers/ppo.py``.
+* ``ent_0.05``: five times PPO's entropy bonus;  ``const_lr``: no learning-rate decay;
+* ``group``: several sampled actions per query with a group baseline (``trainer.group_size=4``: the
+  8 sub-envs form 2 groups seeded alike, each query is answered by 4 sampled actions, which the replay
+  pool can all score, and an action's advantage is its reward minus its group's mean, GRPO's baseline).
 
 Prints a table (test accuracy, $/query, share to the dearest model, test APGR per benchmark,
 validation APGR, final / min entropy, the final entropy over log(2)) and writes ``<out>/entropy.png``
@@ -46,6 +45,7 @@ MECHANISMS: dict[str, list[str]] = {
     "table": ["env.cost_reference=table"],
     "ent_0.05": ["trainer.ent_coef=0.05"],
     "const_lr": ["trainer.anneal_lr=false"],
+    "group": ["trainer.group_size=4"],
 }
 ENTROPY = "train/loss/entropy"
 
