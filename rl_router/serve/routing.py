@@ -37,6 +37,7 @@ from rl_router.pool.backend import error_result
 from rl_router.pool.types import CandidatePool, Message, ModelDescriptor, Request, Result, SamplingParams
 from rl_router.routers.llm import LLMRouter
 from rl_router.routers.policy import PolicyRouter
+from rl_router.serve.batching import Combiner
 from rl_router.serve.embedder import router_inputs
 
 MESSAGE_OVERHEAD_TOKENS = 8  # chat-template tokens a message may add (role header, separators)
@@ -298,10 +299,14 @@ class PolicyRouting(Routing):
         self.context_tokens = context_tokens
         self.targets = targets
         self.targets_off_reason = targets_off_reason
+        self._forward = Combiner(self._log_probs)  # concurrent requests: one policy forward
+
+    def _log_probs(self, texts: list[str]) -> list[np.ndarray]:
+        return list(self.router.log_probs(router_inputs(self.router, texts, self.embed)))
 
     def route(self, chat: ChatRequest) -> Reply:
         text = conversation_text(chat.messages, self.context_tokens, self.count_tokens)
-        log_p = self.router.log_probs(router_inputs(self.router, [text], self.embed))[0]
+        log_p = self._forward.call([text])[0]
         target: dict[str, Any] | None = None
         if chat.target is not None:
             if self.targets is None:

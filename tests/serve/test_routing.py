@@ -17,6 +17,7 @@ import pytest
 from grpo_helpers import ROWS, ScriptedRouter, route_then_answer, tiny_model, tiny_tokenizer
 from serve_helpers import compose, fake_pool_config, make_policy_run
 
+import rl_router.serve.batching as batching_module
 import rl_router.serve.routing as routing_module
 from rl_router import load_router
 from rl_router.config import typed
@@ -24,7 +25,7 @@ from rl_router.eval.calibrate import TargetConfig, fit_calibration, training_row
 from rl_router.pool import build_pool
 from rl_router.pool.types import Request
 from rl_router.routers.llm import LLMRouter, ProtocolSettings
-from rl_router.serve.batching import BatchingPool
+from rl_router.serve.batching import BatchingPool, Combiner
 from rl_router.serve.build import check_servable, resolve
 from rl_router.serve.embedder import QueryEmbedder, router_inputs
 from rl_router.serve.routing import (
@@ -260,6 +261,37 @@ def test_concurrent_requests_to_a_candidate_share_pool_calls():
     assert [r.text for r in results] == [f"fake-large: m{i}" for i in range(32)]
     assert sum(batching.batch_sizes["fake-large"]) == 32 and max(batching.batch_sizes["fake-large"]) > 1
     batching.close()
+
+
+def test_concurrent_callers_are_combined_in_their_own_threads_and_nobody_waits_forever():
+    assert doctest.testmod(batching_module).failed == 0
+    threads: list[str] = []
+
+    def slow_square(xs):
+        threads.append(threading.current_thread().name)
+        if -1 in xs:
+            raise ValueError("no negatives")
+        threading.Event().wait(0.02)
+        return [x * x for x in xs]
+
+    combiner = Combiner(slow_square, max_batch=8)
+    with ThreadPoolExecutor(16, thread_name_prefix="caller") as ex:
+        results = list(ex.map(lambda i: combiner.call([i, i + 100]), range(40)))
+    assert results == [[i * i, (i + 100) ** 2] for i in range(40)]
+    assert sum(combiner.batch_sizes) == 80 and max(combiner.batch_sizes) == 8  # merged, capped
+    assert all(name.startswith("caller") for name in threads)  # called in the callers' own threads
+    with ThreadPoolExecutor(8) as ex:  # a raising call fails the callers in it, and the lead moves on
+        outcomes = list(ex.map(lambda i: _outcome(combiner, [-1 if i % 4 == 0 else i]), range(32)))
+    assert all(outcomes[i] == ("raised", None) for i in range(0, 32, 4))
+    assert all(o == ("ok", [i * i]) for i, o in enumerate(outcomes) if o[0] == "ok")
+    assert combiner.call([3]) == [9]  # nobody is left holding the lead
+
+
+def _outcome(combiner, items):
+    try:
+        return "ok", combiner.call(items)
+    except ValueError:
+        return "raised", None
 
 
 def test_the_embedder_batches_threads_and_matches_the_encoder():
