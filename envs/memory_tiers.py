@@ -43,7 +43,8 @@ Info keys:
     action routes), and after a step ``routed`` (the module just run), ``tier``, ``model``,
     ``candidate_error``, ``cost_usd`` (module dollars so far). The last step adds ``reward_terms``
     (``task``, ``f1``, ``judge``, ``cost``, ``cost_usd``) and ``episode`` (id, category, tiers,
-    answer, f1, judge, cost_usd, answer_cost_usd, calls and cache hits by module, module outputs).
+    answer, f1, judge, cost_usd and module_usd (dollars by module), answer_cost_usd, calls and cache
+    hits by module, module outputs).
 """
 
 from __future__ import annotations
@@ -339,6 +340,7 @@ class MemoryTiersEnv(gym.Env):
             "f1": f1,
             "judge": judge,
             "cost_usd": module_usd,
+            "module_usd": {m: by_tag.get(m, {}).get("usd", 0.0) for m in MODULES},
             "answer_cost_usd": by_tag.get("answer", {}).get("usd", 0.0),
             "calls": {k: int(v["calls"]) for k, v in by_tag.items()},
             "cache_hits": {k: int(v["cache_hits"]) for k, v in by_tag.items()},

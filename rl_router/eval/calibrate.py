@@ -21,6 +21,12 @@ Writes ``calibration.json`` into the run directory (also when one of its checkpo
 the exported folder; ``route()``, ``rl-router eval`` (``calibration=false`` to ignore it) and
 ``rl-router export`` honour it.
 
+A ``memory_tiers`` tier router (a run or an export) takes both: a share target is the share of
+module decisions at ``target.model`` (a tier, default High), a cost target its module dollars per
+query; the offsets are one per tier, fitted by replaying the router's LoCoMo training questions
+(:mod:`rl_router.eval.memory_tiers_calibrate`; ``pool=<option>`` serves its tiers instead of the
+recorded pool). ``prompts=`` does not apply: a question is routed over its conversation.
+
 LLM routers take share targets: the offsets act on the candidate each ``<search>`` names
 (:mod:`rl_router.routers.llm_choice`), fitted on the names' log-probabilities at each calibration
 query's first ``<search>``; the share is of the first turns that route (a first turn that answers
@@ -40,6 +46,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from rl_router.config import typed
 from rl_router.data.routing_table import RoutingTable
 from rl_router.data.splits import DataSplits
+from rl_router.eval.memory_tiers_calibrate import calibrate_memory_tiers
 from rl_router.eval.table_eval import table_columns
 from rl_router.generation import chat_prompt_ids
 from rl_router.routers.calibration import Calibration, decide, fit_cost_offsets, fit_share_offsets
@@ -47,6 +54,7 @@ from rl_router.routers.folder import ROUTER_CONFIG
 from rl_router.routers.llm import LLMRouter
 from rl_router.routers.llm_choice import CalibratedTurns, first_choice_log_probs
 from rl_router.routers.load import load_router, router_home
+from rl_router.routers.memory_tiers import MemoryTiersRouter
 from rl_router.routers.policy import PolicyRouter
 from rl_router.run import RUN_CONFIG
 from rl_router.trust import check_recorded
@@ -61,7 +69,9 @@ class TargetConfig:
     """The operating point: one model's share of the queries, or a mean cost per query."""
 
     share: float | None = None  # the share of queries target.model answers, in [0, 1]
-    model: str | None = None  # share targets: the candidate; None: the most expensive (price_in + price_out)
+    model: str | None = (
+        None  # share targets: the candidate (or tier); None: the dearest (price_in + price_out)
+    )
     cost_per_query: float | None = None  # instead of a share: mean list-price dollars per query (> 0)
 
     def __post_init__(self) -> None:
@@ -80,6 +90,7 @@ class CalibrateConfig:
     rows: int | None = 2000  # a fixed random subset (seed 0) of this many training rows; None: all of them
     prompts: str | None = None  # your own prompts instead: JSONL, "prompt" or "question" on each line
     data: Any = None  # a data option whose training split replaces the router's recorded one
+    pool: Any = None  # memory_tiers routers: a pool option serving the tiers; None: the recorded one
 
     def __post_init__(self) -> None:
         if (self.target.share is None) == (self.target.cost_per_query is None):
@@ -103,6 +114,17 @@ def run_calibrate(cfg: DictConfig) -> Calibration:
             "[target.model=<name>]); cost targets are for policy routers"
         )
     router = load_router(config.checkpoint)
+    if isinstance(router, MemoryTiersRouter):  # a tier per memory module, fitted by replaying episodes
+        if config.prompts is not None or cfg.get("data") is not None:
+            raise ValueError(
+                f"{config.checkpoint} is a memory_tiers router: it calibrates on its LoCoMo training "
+                "questions, each over its conversation; drop prompts= / data="
+            )
+        calibration = calibrate_memory_tiers(router, config.target, config.rows, cfg.get("pool"))
+        path = calibration.save(home)
+        print(summary(calibration, []))
+        print(f"wrote {path}")
+        return calibration
     data_cfg = cfg.data if cfg.get("data") is not None else router.training.get("data")
     if cfg.get("data") is None and data_cfg is not None:
         check_recorded(data_cfg, "data", f"{router.checkpoint} (recorded training config)")

@@ -5,8 +5,10 @@
 (:func:`rl_router.rollout.episodes.play_episodes`) and :func:`summarize` reports:
 
 * ``f1``: LoCoMo F1 in points (x100, as BudgetMem reports it), overall and per category;
-* ``cost_usd``: module dollars per query (the cost the router is charged for), ``answer_cost_usd``
-  the fixed answer model's;
+* ``cost_usd`` (also ``dollars_per_query``): module dollars per query (the cost the router is
+  charged for), ``answer_cost_usd`` the fixed answer model's;
+* ``route_share``: the share of module decisions at each tier (what a share target of
+  ``rl-router calibrate`` sets), ``tier_share`` the same per module;
 * routing diversity over the rows: ``joint_entropy_bits`` (entropy of the joint 5-tier choice) and
   ``off_modal`` (share of queries whose choice differs from the most common one): BudgetMem found
   its choices nearly query-independent, which these two numbers expose.
@@ -32,6 +34,7 @@ from envs.memory_modules import MODULES, TIERS
 from rl_router.eval.pareto import pareto_frontier, plot_pareto
 from rl_router.policies.memory_tiers import FixedTiers, UniformTiers
 from rl_router.rollout.episodes import play_episodes
+from rl_router.routers.memory_tiers import MEMORY_TIERS_ENV  # noqa: F401  (eval/run.py and hub.py pick by it)
 
 MakeEnvs = Callable[[Sequence[Mapping[str, Any]], int], list[Any]]  # (rows, n) -> n envs over the rows
 Point = tuple[float, float]  # (cost_usd, f1)
@@ -84,11 +87,14 @@ def summarize(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     modal = Counter(tuple(c) for c in choices).most_common(1)[0][0]
     hits = sum(sum(r["cache_hits"].values()) for r in records)
     calls = sum(sum(r["calls"].values()) for r in records)
+    cost = float(np.mean([r["cost_usd"] for r in records]))
     return {
         "queries": len(records),
         "f1": 100.0 * float(f1.mean()),
         "f1_by_category": {str(c): 100.0 * float(np.mean(v)) for c, v in sorted(by_cat.items())},
-        "cost_usd": float(np.mean([r["cost_usd"] for r in records])),
+        "cost_usd": cost,
+        "dollars_per_query": cost,  # the name a calibration's cost target is read against
+        "route_share": {t: float(np.mean([c.count(t) / len(c) for c in choices])) for t in TIERS},
         "answer_cost_usd": float(np.mean([r["answer_cost_usd"] for r in records])),
         "tier_share": shares,
         "modal_choice": list(modal),
@@ -150,6 +156,46 @@ def matched_baselines(baselines: Mapping[str, Point], points: Mapping[str, Point
     ]
 
 
+def dollar_price(baselines: Mapping[str, Point]) -> float:
+    """F1 points one dollar per query is worth: the slope from all-Low to the best fixed baseline.
+
+    ``baselines`` maps names (``all_low`` among them) to ``(cost_usd, f1)``, on validation rows. A
+    lambda point is then read as the price ``lam * slope`` (:func:`selection_score`): at ``lam = 1``
+    all-Low and the best fixed baseline score alike. 0 when no baseline beats all-Low.
+
+    >>> dollar_price({"all_low": (1.0, 3.0), "all_mid": (3.0, 7.0), "all_high": (9.0, 6.0)})
+    2.0
+    """
+    low_cost, low_f1 = baselines["all_low"]
+    cost, f1 = max(baselines.values(), key=lambda p: (p[1], -p[0]))
+    return max(f1 - low_f1, 0.0) / (cost - low_cost) if cost > low_cost else 0.0
+
+
+def selection_score(point: Point, lam: float, price: float) -> float:
+    """What a lambda run's checkpoints are chosen by on validation: ``F1 - lam * price * dollars``.
+
+    >>> selection_score((2.0, 7.0), lam=0.5, price=2.0)
+    5.0
+    """
+    cost, f1 = point
+    return f1 - lam * price * cost
+
+
+def diversity_point(sweep: Mapping[str, Mapping[str, Any]], router: Mapping[str, Any], within: float = 2.0):
+    """``(name, summary)`` of the most diverse sweep point whose F1 is within ``within`` of ``router``'s.
+
+    The issue's diversity target: some lambda whose F1 is within 2 points of the lambda=0 router;
+    the share off the modal choice is reported there (ties: the first in sweep order).
+
+    >>> sweep = {"lam=0": {"f1": 7.0, "off_modal": 0.1}, "lam=0.3": {"f1": 5.5, "off_modal": 0.4},
+    ...          "lam=0.5": {"f1": 4.0, "off_modal": 0.6}}
+    >>> diversity_point(sweep, sweep["lam=0"])[0]
+    'lam=0.3'
+    """
+    near = {k: s for k, s in sweep.items() if s["f1"] >= router["f1"] - within - 1e-9}
+    return max(near.items(), key=lambda kv: kv[1]["off_modal"])
+
+
 def write_report(
     out_dir: str | Path,
     router: Mapping[str, Any],
@@ -186,12 +232,30 @@ def write_report(
     for name, s in [("router", router), *baselines.items(), *(sweep or {}).items()]:
         diversity = f"{s['joint_entropy_bits']:.2f} | {s['off_modal']:.2f}"
         lines.append(f"| {name} | {s['f1']:.2f} | {s['cost_usd']:.3g} | {diversity} |")
+    if "target" in router:  # a calibrated router: what it reached next to what it was set to
+        shares = ", ".join(f"{t} {v:.3f}" for t, v in router["route_share"].items())
+        lines.append(
+            f"\nOperating point (calibration.json): target {json.dumps(router['target'])}; reached "
+            f"${router['dollars_per_query']:.4g} per query, route share {shares}"
+        )
     (out / "report.md").write_text("# memory_tiers evaluation\n\n" + "\n".join(lines) + "\n")
     return report
 
 
-MEMORY_TIERS_ENV = "envs.memory_tiers.MemoryTiersEnv"
 LOCOMO_SPLITS = "rl_router.data.locomo.locomo_splits"
+
+
+def locomo_rows(data: Mapping[str, Any], split: str, where: str) -> list[dict[str, Any]]:
+    """The LoCoMo rows of ``split`` (``all``: every split) of a recorded data config, read only
+    through :func:`rl_router.data.locomo.locomo_splits` (another data target is refused)."""
+    from rl_router.data.locomo import locomo_splits
+    from rl_router.trust import UntrustedConfigError
+
+    fields = dict(data)
+    if fields.pop("_target_", None) != LOCOMO_SPLITS:
+        raise UntrustedConfigError(f"{where}: memory_tiers reads its rows with {LOCOMO_SPLITS} only")
+    parts = locomo_splits(**fields)
+    return [dict(r) for p in (parts if split == "all" else [getattr(parts, split)]) for r in p]
 
 
 def run_memory_tiers_eval(
@@ -201,50 +265,48 @@ def run_memory_tiers_eval(
     pool_cfg: Any = None,
     log_file: Path | None = None,
     trust_recorded_pool: bool = False,
+    calibration: bool = True,
 ) -> dict[str, Any]:
     """``rl-router eval`` of a memory_tiers run: its newest checkpoint against the baselines on ``split``.
 
-    The recorded config is read as data: rows only through :func:`rl_router.data.locomo.locomo_splits`
-    (another data target is refused), the env through the env factory's schemas, the policy as a
-    :class:`MemoryTierPolicy` of the recorded sizes, the pool after :mod:`rl_router.trust`'s checks.
+    The recorded config is read as data: rows only through :func:`locomo_rows`, the env through the
+    env factory's schemas, the policy as a :class:`MemoryTierPolicy` of the recorded sizes
+    (:func:`rl_router.routers.load.load_router`), the pool after :mod:`rl_router.trust`'s checks. A
+    ``calibration.json`` of the run (``rl-router calibrate``) is applied unless ``calibration`` is
+    False; the report's router then holds ``target`` next to what it reached (``dollars_per_query``,
+    ``route_share``).
     """
-    from omegaconf import OmegaConf
-
-    from rl_router import checkpoint as ckpt
-    from rl_router.data.locomo import locomo_splits
-    from rl_router.policies.memory_tiers import MemoryTierPolicyConfig, build_memory_policy
     from rl_router.pool.build import build_pool_from
     from rl_router.rollout.episodes import EnvMaker
-    from rl_router.run import load_run_config
-    from rl_router.trust import UntrustedConfigError, check_recorded_pool
+    from rl_router.routers.load import load_router
+    from rl_router.trust import check_recorded_pool
 
-    run = load_run_config(checkpoint)
+    router = load_router(checkpoint)
     where = f"{checkpoint} (recorded training config)"
-    data = OmegaConf.to_container(run.data, resolve=True)
-    if data.pop("_target_", None) != LOCOMO_SPLITS:
-        raise UntrustedConfigError(f"{where}: memory_tiers reads its rows with {LOCOMO_SPLITS} only")
-    parts = locomo_splits(**data)
-    rows = [r for p in (parts if split == "all" else [getattr(parts, split)]) for r in p]
-    policy_fields = OmegaConf.to_container(run.policy, resolve=True)
-    policy_fields.pop("_target_", None)
+    rows = locomo_rows(router.training["data"], split, where)
     if pool_cfg is None:
-        pool_cfg = OmegaConf.to_container(run.pool, resolve=False)
+        pool_cfg = router.training["pool"]
         if not trust_recorded_pool:
             check_recorded_pool(pool_cfg, "pool", where)
-    latest = ckpt.latest_checkpoint(checkpoint)
-    if latest is None:
-        raise FileNotFoundError(f"{checkpoint} holds no checkpoint (checkpoints/step_*)")
-    batch = int(run.trainer.get("batch_episodes", 32))
+    if not calibration:
+        router.calibration = None
+    batch = int(router.training["trainer"].get("batch_episodes", 32))
     with build_pool_from(pool_cfg, log_file) as pool:
-        make = EnvMaker(run.env, pool)
-        obs_dim = int(make.eval_envs(rows[:1], 1)[0].observation_space.shape[0])
-        policy_cfg = MemoryTierPolicyConfig(**policy_fields)
-        policy = build_memory_policy(policy_cfg, obs_dim, len(TIERS), len(MODULES))
-        ckpt.load_policy_weights(latest, policy)
-        router = summarize(evaluate(make.eval_envs, rows, policy.eval(), batch_size=batch))
+        make = EnvMaker(router.training["env"], pool)
+        scored = summarize(evaluate(make.eval_envs, rows, router.tier_policy(), batch_size=batch))
         baselines = {
             name: summarize(evaluate(make.eval_envs, rows, p, greedy=name != "random", batch_size=batch))
             for name, p in fixed_baselines().items()
         }
-    extra = {"checkpoint": Path(latest).name, "split": split, "lam": float(run.env.get("lam", 0.0))}
-    return write_report(out_dir, router, baselines, extra=extra)
+    if router.calibration is not None:
+        fit = router.calibration
+        scored |= {
+            "target": fit.target,
+            "calibration": {"fitted_on": fit.fitted_on, "achieved": fit.achieved},
+        }
+    extra = {
+        "checkpoint": router.checkpoint.name,
+        "split": split,
+        "lam": float(router.training["env"].get("lam", 0.0)),
+    }
+    return write_report(out_dir, scored, baselines, extra=extra)

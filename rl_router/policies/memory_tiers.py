@@ -138,3 +138,28 @@ class UniformTiers(nn.Module):
         self, obs: torch.Tensor, mask: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         return masked_logits(torch.zeros(obs.shape[0], self.num_actions), mask), torch.zeros(obs.shape[0])
+
+
+class CalibratedTiers(nn.Module):
+    """A tier policy whose greedy choice is ``argmax(log p + offsets)``: an operating point.
+
+    ``offsets`` (one per tier, shared by every module) come from ``rl-router calibrate``
+    (:class:`rl_router.routers.calibration.Calibration`). The logits returned are ``log p + offsets``,
+    so greedy play takes the calibrated tier; the value is the policy's.
+
+    >>> fixed = FixedTiers([0, 0, 0, 0, 0])
+    >>> obs = torch.cat([torch.zeros(1, 8), torch.eye(5)[:1]], dim=1)
+    >>> CalibratedTiers(fixed, [0.0, 0.0, 2e4])(obs)[0].argmax(-1).tolist()
+    [2]
+    """
+
+    def __init__(self, policy: nn.Module, offsets: Sequence[float]) -> None:
+        super().__init__()
+        self.policy = policy
+        self.register_buffer("offsets", torch.as_tensor(list(offsets), dtype=torch.float32))
+
+    def forward(
+        self, obs: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        logits, value = self.policy(obs, mask)
+        return masked_logits(torch.log_softmax(logits, dim=-1) + self.offsets, mask), value

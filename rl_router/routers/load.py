@@ -20,10 +20,12 @@ A run directory is an LLM router's when its ``env.mode`` is ``multi_round``. Bot
     router = load_router("outputs/default/2026-11-25_03-00-00/checkpoints/step_10000")
     router.route(["What is 12 * 7?"])             # -> ["mixtral-8x7b"]
 
-A router (policy or LLM) comes back with the ``calibration.json`` of its run directory (also when one of
-the run's checkpoints is loaded) or of its exported folder, when there is one and it was fitted for
-these weights (:mod:`rl_router.routers.calibration`); a file fitted for other weights (a run trained
-on after ``rl-router calibrate``) is left unapplied with a warning, a malformed one is refused.
+A ``memory_tiers`` run or export gives a :class:`~rl_router.routers.memory_tiers.MemoryTiersRouter`
+(a tier per memory module, not a candidate per query). A router of any kind comes back with the
+``calibration.json`` of its run directory (also when one of the run's checkpoints is loaded) or of
+its exported folder, when there is one and it was fitted for these weights
+(:mod:`rl_router.routers.calibration`); a file fitted for other weights (a run trained on after
+``rl-router calibrate``) is left unapplied with a warning, a malformed one is refused.
 """
 
 from __future__ import annotations
@@ -43,6 +45,13 @@ from rl_router.data.features import features_of_layout
 from rl_router.routers.calibration import CALIBRATION, load_calibration
 from rl_router.routers.folder import FORMAT_VERSION, POOL, ROUTER_CONFIG, ROUTER_KINDS, WEIGHTS
 from rl_router.routers.llm import load_llm_exported, load_llm_run
+from rl_router.routers.memory_tiers import (
+    MEMORY_TIERS_ENV,
+    MEMORY_TIERS_KIND,
+    MemoryTiersRouter,
+    load_memory_tiers_exported,
+    load_memory_tiers_run,
+)
 from rl_router.routers.policy import (
     PolicyRouter,
     build_policy,
@@ -62,10 +71,12 @@ from rl_router.routers.llm import LLMRouter
 TRUSTED_POLICY_PREFIX = "rl_router.policies."
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 log = logging.getLogger(__name__)
-Router = TypeVar("Router", PolicyRouter, LLMRouter)
+Router = TypeVar("Router", PolicyRouter, LLMRouter, MemoryTiersRouter)
 
 
-def load_router(path_or_repo_id: str | Path, revision: str | None = None) -> PolicyRouter | LLMRouter:
+def load_router(
+    path_or_repo_id: str | Path, revision: str | None = None
+) -> PolicyRouter | LLMRouter | MemoryTiersRouter:
     """A trained router from a run directory, an exported folder or a Hub repo id.
 
     Args:
@@ -130,11 +141,14 @@ def run_of_policy_checkpoint(path: Path) -> Path | None:
     return run if path.parent.name == ckpt.CHECKPOINT_DIR and (run / RUN_CONFIG).is_file() else None
 
 
-def _load_run(run_dir: Path, checkpoint: Path | None = None) -> PolicyRouter | LLMRouter:
+def _load_run(run_dir: Path, checkpoint: Path | None = None) -> PolicyRouter | LLMRouter | MemoryTiersRouter:
     """The router of a training run: its config and ``checkpoint`` (None: the newest)."""
     cfg = load_run_config(run_dir)
     if cfg.env.get("mode") == "multi_round":
         return with_calibration(load_llm_run(run_dir, cfg), run_dir)
+    if cfg.env.get("_target_") == MEMORY_TIERS_ENV:  # a tier router over memory modules
+        _check_policy_config(OmegaConf.to_container(cfg.policy, resolve=True), run_dir / RUN_CONFIG)
+        return with_calibration(load_memory_tiers_run(run_dir, cfg, checkpoint), run_dir)
     latest = checkpoint if checkpoint is not None else ckpt.latest_checkpoint(run_dir)
     if latest is None:
         raise FileNotFoundError(f"{run_dir} holds no checkpoint (checkpoints/step_*): has training started?")
@@ -148,13 +162,15 @@ def _load_run(run_dir: Path, checkpoint: Path | None = None) -> PolicyRouter | L
     return with_calibration(router, run_dir)
 
 
-def load_exported(folder: str | Path) -> PolicyRouter | LLMRouter:
+def load_exported(folder: str | Path) -> PolicyRouter | LLMRouter | MemoryTiersRouter:
     """The router of a folder written by ``rl-router export`` (see :func:`load_router`)."""
     from safetensors.torch import load_file
 
     folder = Path(folder)
     config = json.loads((folder / ROUTER_CONFIG).read_text())
     kind = config.get("router_kind")
+    if kind == MEMORY_TIERS_KIND:  # a tier router over memory modules
+        return with_calibration(load_memory_tiers_exported(folder, config), folder)
     if kind not in ROUTER_KINDS:
         raise ValueError(
             f"{folder / ROUTER_CONFIG}: router_kind={kind!r}; rl-router {__version__} loads "
