@@ -8,8 +8,10 @@ A :class:`Routing` answers one validated :class:`ChatRequest` with a :class:`Rep
   else none) and calls the best one the budget allows; if that call fails, the next in the ranking
   that the budget allows (each failure is a counted fallback); all failed: 502 with the reasons. An
   **LLM router** plays one whole Router-R1 episode (:meth:`LLMRouter.play`) whose ``<answer>`` is
-  the reply; its candidate calls go through a :class:`BudgetPool` that refuses a call the budget
-  cannot pay for before it is made (the env shows the router that refusal, as it shows any failure).
+  the reply, its choice of candidate at each ``<search>`` moved by the request's share target's
+  offsets (else its ``calibration.json``'s, else none); its candidate calls go through a
+  :class:`BudgetPool` that refuses a call the budget cannot pay for before it is made (the env
+  shows the router that refusal, as it shows any failure).
 * ``model`` = a candidate's name: that candidate alone (budget checked, no fallback).
 * anything else: 404.
 
