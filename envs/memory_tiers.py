@@ -69,6 +69,7 @@ from envs.memory_modules import (
     TierModel,
     check_strategy,
 )
+from envs.row_order import RowOrder
 from rewards.combine import BudgetMemReward
 from rewards.cost import PercentileCostNormalizer, ScaleMatcher
 from rewards.ledger import CostLedger
@@ -184,8 +185,7 @@ class MemoryTiersEnv(gym.Env):
         self.dim = int(self.encode(["memory"]).shape[1])
         self.observation_space = spaces.Box(-1.0, 1.0, shape=(2 * self.dim + len(MODULES),), dtype=np.float32)
         self.action_space = spaces.Discrete(len(TIERS))
-        self._order = np.arange(len(examples))
-        self._cursor = 0
+        self._rows = RowOrder(len(examples), cfg.shuffle)
         self._index = 0
         self._t = 0
         self._texts: dict[str, str] = {}
@@ -219,14 +219,11 @@ class MemoryTiersEnv(gym.Env):
         """Start the next question (``options={"index": i}`` picks row ``i``) and retrieve its memory."""
         super().reset(seed=seed)
         if seed is not None:
-            self._new_epoch()
+            self._rows.new_pass(self.np_random)
         if options and "index" in options:
             self._index = int(options["index"])
         else:
-            if self._cursor >= len(self._order):
-                self._new_epoch()
-            self._index = int(self._order[self._cursor])
-            self._cursor += 1
+            self._index = self._rows.next(self.np_random)
         row = self.examples[self._index]
         chunks = list(row["chunks"])
         sims = self.encode(chunks) @ self.encode([row["question"]])[0]
@@ -377,22 +374,17 @@ class MemoryTiersEnv(gym.Env):
         q, x = self.encode([row["question"], text])
         return np.concatenate([q, x, onehot]).astype(np.float32)
 
-    def _new_epoch(self) -> None:
-        n = len(self.examples)
-        self._order = self.np_random.permutation(n) if self.cfg.shuffle else np.arange(n)
-        self._cursor = 0
-
     def state_dict(self) -> dict[str, Any]:
         """RNG, data order and cursor (episodes are replayed from their start on resume)."""
         rng = self.np_random.bit_generator.state
-        return {"rows": len(self.examples), "rng": rng, "order": self._order.tolist(), "cursor": self._cursor}
+        return {"rows": len(self.examples), "rng": rng, **self._rows.state_dict()}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         if state["rows"] != len(self.examples):
             raise ValueError(f"state of an env over {state['rows']} rows, not {len(self.examples)}")
         self.np_random = np.random.Generator(np.random.PCG64())
         self.np_random.bit_generator.state = state["rng"]
-        self._order, self._cursor = np.asarray(state["order"]), int(state["cursor"])
+        self._rows.load_state_dict(state)
 
     def shared_state(self) -> dict[str, Any]:
         """Objects copies of the env share, so left out of :meth:`state_dict`."""

@@ -66,6 +66,7 @@ from envs.router_r1_protocol import (
     truncate_tokens,
     whitespace_tokens,
 )
+from envs.row_order import RowOrder
 from envs.spaces import TextSpace
 from rewards.combine import BudgetMemReward, RouterR1Reward
 from rewards.cost import PercentileCostNormalizer, ScaleMatcher
@@ -277,8 +278,7 @@ class MultiLLMQAEnv(gym.Env):
         self.max_routes = max_routes
         self.info_token_cap = info_token_cap
         self.count_tokens: TokenCounter = count_tokens or whitespace_tokens
-        self._order = np.arange(len(examples))
-        self._cursor = 0
+        self._rows = RowOrder(len(examples), self.shuffle)
         self._index = 0
         self._pending: _Pending | None = None
         self._episode: _Episode | None = None
@@ -314,14 +314,11 @@ class MultiLLMQAEnv(gym.Env):
         """Start an episode on the next query (``options={"index": i}`` picks row ``i``)."""
         super().reset(seed=seed)
         if seed is not None:
-            self._new_epoch()
+            self._rows.new_pass(self.np_random)
         if options and "index" in options:
             self._index = int(options["index"])
         else:
-            if self._cursor >= len(self._order):
-                self._new_epoch()
-            self._index = int(self._order[self._cursor])
-            self._cursor += 1
+            self._index = self._rows.next(self.np_random)
         self._pending = None
         if self.mode == "select":
             return self._observation(), {"action_mask": self.action_mask(), "index": self._index}
@@ -376,9 +373,8 @@ class MultiLLMQAEnv(gym.Env):
         if self._pending is not None:
             raise RuntimeError("state_dict() between begin_step() and finish_step(): finish the step first")
         episode = None if self._episode is None else asdict(self._episode)
-        rng, order = self.np_random.bit_generator.state, self._order.tolist()
-        state = {"mode": self.mode, "rows": len(self.examples), "rng": rng, "order": order}
-        return state | {"cursor": self._cursor, "index": self._index, "episode": episode}
+        state = {"mode": self.mode, "rows": len(self.examples), "rng": self.np_random.bit_generator.state}
+        return state | self._rows.state_dict() | {"index": self._index, "episode": episode}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Go on from :meth:`state_dict`'s data; ValueError for another mode or number of rows."""
@@ -387,7 +383,8 @@ class MultiLLMQAEnv(gym.Env):
             raise ValueError(f"state of {got}, not of this {self.mode} env over {len(self.examples)}")
         self.np_random = np.random.Generator(np.random.PCG64())  # gymnasium's; another's state is refused
         self.np_random.bit_generator.state = state["rng"]
-        self._order, self._cursor, self._index = np.asarray(state["order"]), state["cursor"], state["index"]
+        self._rows.load_state_dict(state)
+        self._index = state["index"]
         self._pending, self._episode = None, _Episode(**state["episode"]) if state["episode"] else None
 
     def shared_state(self) -> dict[str, Any]:
@@ -403,11 +400,6 @@ class MultiLLMQAEnv(gym.Env):
     def action_mask(self) -> np.ndarray:
         """``int8 [num_models]``; select mode has no budget, so every candidate is allowed."""
         return np.ones(len(self.descriptors), dtype=np.int8)
-
-    def _new_epoch(self) -> None:
-        n = len(self.examples)
-        self._order = self.np_random.permutation(n) if self.shuffle else np.arange(n)
-        self._cursor = 0
 
     def _score(self, text: str, recorded: float | None, example: Mapping[str, Any]) -> float:
         if self.outcome == "recorded":

@@ -58,9 +58,9 @@ from rl_router.trainers.ppo_math import (
     clipped_policy_loss,
     clipped_value_loss,
     compute_gae,
-    group_advantages,
     entropy_masked,
     explained_variance,
+    group_advantages,
     normalize_advantages,
 )
 

@@ -284,9 +284,13 @@ def test_grouped_rollout_answers_each_query_with_several_actions_and_learns(tmp_
 
 
 def test_group_size_must_divide_num_envs_and_needs_one_step_episodes():
-    with pytest.raises(ValueError, match="trainer.group_size=3 must be at least 1 and divide trainer.num_envs=8"):
+    with pytest.raises(
+        ValueError, match="trainer.group_size=3 must be at least 1 and divide trainer.num_envs=8"
+    ):
         PPOConfig(num_envs=8, num_steps=4, total_steps=64, num_minibatches=1, group_size=3)
     cfg = PPOConfig(num_envs=2, num_steps=8, total_steps=16, num_minibatches=1, group_size=2)
     envs = make_vec_env([lambda: gym.make("CartPole-v1") for _ in range(2)])
-    with pytest.raises(ValueError, match="group_size=2: (sub-envs of one group observed different|an episode)"):
+    with pytest.raises(
+        ValueError, match="group_size=2: (sub-envs of one group observed different|an episode)"
+    ):
         train(cfg, envs, ActorCritic(4, 2), progress=False)
