@@ -89,8 +89,10 @@ def unseen_subjects(splits: dict, emb: dict, s: int, w: int, l2: float, k: int, 
         lr = apgr(((emb["test"][score] - mean) / std) @ weights + bias, weak, strong)
         nn = apgr(knn_gain(emb["test"][score], x, gain, k), weak, strong)
         rows.append((lr, nn))
-        print(f"unseen subjects, repeat {rep}: {len(held)} subjects, {int(score.sum())} test rows: "
-              f"logistic(embedding) {lr:.3f}, {k}-NN {nn:.3f}")
+        print(
+            f"unseen subjects, repeat {rep}: {len(held)} subjects, {int(score.sum())} test rows: "
+            f"logistic(embedding) {lr:.3f}, {k}-NN {nn:.3f}"
+        )
     lr_mean, nn_mean = np.mean(rows, axis=0)
     print(f"unseen_subjects_apgr logistic={lr_mean:.3f} knn{k}={nn_mean:.3f} repeats={reps}")
 

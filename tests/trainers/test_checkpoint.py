@@ -26,6 +26,7 @@ from rl_router.trainers.ppo import PPOConfig, make_vec_env, train
 
 torch.set_num_threads(1)
 
+
 def assert_float_equal(a: torch.Tensor, b: torch.Tensor, key: str) -> None:
     """Equal up to float32 rounding (atol 1e-6). A resume that restores the data order, RNGs and
     optimizer exactly can still differ in the last bit: SIMD reductions over minibatch advantages
