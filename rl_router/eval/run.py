@@ -116,18 +116,30 @@ def qa_rows(data_cfg: Any, split: str, eval_data: Any = None, limit: int | None 
 
 
 # env class of a run -> its eval, for the envs whose routers are not QA routers
-TIER_ROUTER_EVALS = {AGENT_STEPS_ENV: run_agent_steps_eval, MEMORY_TIERS_ENV: run_memory_tiers_eval}
+# env target -> (its eval, whether its routers take a calibration.json that calibration=false turns off)
+TIER_ROUTER_EVALS = {
+    AGENT_STEPS_ENV: (run_agent_steps_eval, False),
+    MEMORY_TIERS_ENV: (run_memory_tiers_eval, True),
+}
 
 
 def run_eval(cfg: DictConfig) -> dict:
     """The Hydra task of ``rl-router eval``."""
     config: EvalConfig = typed(cfg)
     out_dir = Path(config.out_dir) if config.out_dir else Path(config.checkpoint) / "eval"
-    tier_eval = TIER_ROUTER_EVALS.get(run_env_target(config.checkpoint))
-    if tier_eval is not None:  # a tier router over game steps or memory modules, not a QA router
+    tier = TIER_ROUTER_EVALS.get(run_env_target(config.checkpoint))
+    if tier is not None:  # a tier router over game steps or memory modules, not a QA router
+        tier_eval, calibrates = tier
         log_file = None if config.verbose else out_dir / LOG_FILE
+        extra = {"calibration": config.calibration} if calibrates else {}
         report = tier_eval(
-            config.checkpoint, out_dir, config.split, cfg.get("pool"), log_file, config.trust_recorded_pool
+            config.checkpoint,
+            out_dir,
+            config.split,
+            cfg.get("pool"),
+            log_file,
+            config.trust_recorded_pool,
+            **extra,
         )
         print((out_dir / "report.md").read_text())
         return report

@@ -65,7 +65,12 @@ def test_a_share_target_is_met_on_the_training_decisions_and_eval_reports_it(com
     # replayed with the offsets, the training questions reach what calibrate printed
     from rl_router.eval.memory_tiers import run_memory_tiers_eval
 
-    raw = run_memory_tiers_eval(run, run / "eval_raw", split="train", calibration=False)
+    raw = run_eval(
+        compose(
+            [f"checkpoint={run}", f"out_dir={run / 'eval_raw'}", "split=train", "calibration=false"],
+            config_name="eval",
+        )
+    )  # rl-router eval calibration=false reaches the tier eval
     on_train = run_memory_tiers_eval(run, run / "eval_train", split="train")
     assert "target" not in raw["router"]
     assert on_train["router"]["route_share"]["high"] == pytest.approx(fit.achieved["route_share"]["high"])
