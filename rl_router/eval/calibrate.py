@@ -36,6 +36,7 @@ by itself is not a routing decision). Cost targets are for policy routers only.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -217,6 +218,26 @@ def fit_calibration(
     )
 
 
+def llm_first_choices(router: LLMRouter, prompts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The router's candidate-name log-probabilities at the first ``<search>`` of each prompt's
+    episode, ``[n, m]``, and which first turns routed at all, ``bool [n]`` (what LLM-router offsets
+    are fitted on, here and in ``rl-router serve``'s per-request targets).
+
+    Raises:
+        ValueError: no first turn routes on these prompts (there is no decision for offsets to move).
+    """
+    names = router.model_names
+    generate = CalibratedTurns(router.model.eval(), router.tokenizer, names, [0.0] * len(names))
+    contexts = [chat_prompt_ids(router.tokenizer, router.prompt(q)) for q in prompts]
+    log_probs, routed = first_choice_log_probs(generate, contexts, router.protocol.max_turn_tokens)
+    if not routed.any():
+        raise ValueError(
+            f"the router's first turn asks no candidate on any of the {len(prompts)} calibration prompts: "
+            "there is no routing decision to move"
+        )
+    return log_probs, routed
+
+
 def fit_llm_calibration(
     router: LLMRouter, prompts: list[str], target: TargetConfig, source: str
 ) -> Calibration:
@@ -230,14 +251,7 @@ def fit_llm_calibration(
     if model not in names:
         raise ValueError(f"target.model={model!r} is not one of the router's candidates {names}")
     assert target.share is not None
-    generate = CalibratedTurns(router.model.eval(), router.tokenizer, names, [0.0] * len(names))
-    contexts = [chat_prompt_ids(router.tokenizer, router.prompt(q)) for q in prompts]
-    log_probs, routed = first_choice_log_probs(generate, contexts, router.protocol.max_turn_tokens)
-    if not routed.any():
-        raise ValueError(
-            f"the router's first turn asks no candidate on any of the {len(prompts)} calibration prompts: "
-            "there is no routing decision to move"
-        )
+    log_probs, routed = llm_first_choices(router, prompts)
     offsets = fit_share_offsets(log_probs, names.index(model), target.share)
     choice = decide(log_probs, offsets)
     return Calibration(

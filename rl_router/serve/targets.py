@@ -32,12 +32,10 @@ from typing import Any
 
 import numpy as np
 
-from rl_router.eval.calibrate import most_expensive, training_costs, training_rows
+from rl_router.eval.calibrate import llm_first_choices, most_expensive, training_costs, training_rows
 from rl_router.eval.table_eval import table_columns
-from rl_router.generation import chat_prompt_ids
 from rl_router.routers.calibration import fit_cost_offsets, fit_share_offsets
 from rl_router.routers.llm import LLMRouter
-from rl_router.routers.llm_choice import CalibratedTurns, first_choice_log_probs
 from rl_router.routers.policy import PolicyRouter
 from rl_router.serve.embedder import router_inputs
 
@@ -123,15 +121,7 @@ class TargetOffsets:
             ValueError: no data recorded with the router, or no first turn routes on these rows.
         """
         prompts, _, source = training_rows(router.training.get("data"), rows)
-        names = router.model_names
-        generate = CalibratedTurns(router.model.eval(), router.tokenizer, names, [0.0] * len(names))
-        contexts = [chat_prompt_ids(router.tokenizer, router.prompt(q)) for q in prompts]
-        log_probs, routed = first_choice_log_probs(generate, contexts, router.protocol.max_turn_tokens)
-        if not routed.any():
-            raise ValueError(
-                f"the router's first turn asks no candidate on any of the {len(prompts)} calibration "
-                "rows: there is no routing decision a target could move"
-            )
+        log_probs, routed = llm_first_choices(router, prompts)
         source = f"{source}; {int(routed.sum())} first turns routed"
         return cls(router, log_probs, None, None, source, cost_refused=LLM_COST_REFUSED)
 
