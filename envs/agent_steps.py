@@ -11,10 +11,11 @@ Description:
 
 Action Space:
     ``mode="features"``: ``Discrete(num_tiers)``, the tier of the next step, pool order.
-    ``mode="text"``: the router's reply (``TextSpace``), one short line: the tier's number (1 = the
-    first, cheapest tier) or name, optionally after ``Tier:`` (:func:`parse_tier`). Anything else is
-    malformed: the cheapest affordable tier writes the step and the reply counts against the format
-    term. An empty reply ends the episode without a call (the rollout driver's out-of-room signal).
+    ``mode="text"``: the router's reply (``TextSpace``), one short line whose first word is the
+    tier's number (1 = the first, cheapest tier) or name, optionally after ``Tier:``
+    (:func:`parse_tier`). Anything else is malformed: the cheapest affordable tier writes the step
+    and the reply counts against the format term. An empty reply ends the episode without a call
+    (the rollout driver's out-of-room signal).
     A tier the remaining budget cannot pay for is masked (``info["action_mask"]``, bool ``[A]``,
     :class:`rewards.hard_budget.EpisodeBudget`); a policy that picks one anyway gets the cheapest
     affordable tier instead (counted in ``masked_actions``), so no episode can overspend.
@@ -86,7 +87,7 @@ ROUTER_SYSTEM = (
     "the next step, and nothing else."
 )
 ROUTER_STOPS = ("\n",)  # a router reply is one line; its turn ends at the first newline (or EOS)
-TIER_REPLY = re.compile(r"(?:tier\s*[:=]?\s*)?([\w.\-]+?)\.?", re.IGNORECASE)
+TIER_PREFIX = re.compile(r"^\s*tier\b\s*[:=]?", re.IGNORECASE)
 STEP_FEATURES = 8
 StepReturn = tuple[Any, float, bool, bool, dict[str, Any]]
 Messages = list[dict[str, str]]
@@ -95,19 +96,19 @@ Messages = list[dict[str, str]]
 def parse_tier(text: str, names: Sequence[str]) -> int | None:
     """The tier a router reply names (0-based), or None when it is malformed.
 
-    A reply is one line: the tier's number (1-based, pool order) or its name, optionally after
-    ``Tier:``, optionally ending in a full stop; case and surrounding spaces do not matter.
+    The reply's first word, after an optional ``Tier:``, is the tier's number (1-based, pool order)
+    or its name; trailing punctuation and later words are ignored, case does not matter.
 
     >>> names = ["small", "large"]
-    >>> parse_tier("2", names), parse_tier("Tier: small", names), parse_tier(" tier 1. ", names)
+    >>> parse_tier("2", names), parse_tier("Tier: small", names), parse_tier(" 1. 1. ", names)
     (1, 0, 0)
     >>> parse_tier("I pick large", names), parse_tier("3", names), parse_tier("", names)
     (None, None, None)
     """
-    match = TIER_REPLY.fullmatch(text.strip())
-    if match is None:
+    words = TIER_PREFIX.sub("", text, count=1).split()
+    if not words:
         return None
-    word = match.group(1).lower()
+    word = words[0].lower().rstrip(".,;:!)")
     if word.isdigit():
         return int(word) - 1 if 1 <= int(word) <= len(names) else None
     lowered = [n.lower() for n in names]

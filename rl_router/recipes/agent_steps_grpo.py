@@ -77,7 +77,7 @@ def demonstrations(
     """
     by_id = {str(r["id"]): r for r in rows}
     out = []
-    for entry in sample:
+    for entry in (e for e in sample if e["tiers"]):
         env = make_env([by_id[str(entry["id"])]])
         try:
             env.reset(seed=0, options={"index": 0})

@@ -37,7 +37,7 @@ def tok():
 @pytest.mark.parametrize(
     ("experiment", "model", "suite", "pool"),
     [
-        ("agent_steps_grpo", "smollm2-135m-instruct", "textworld_express", "local"),
+        ("agent_steps_grpo", "smollm2-135m-instruct", "textworld_express", "local_hf"),
         ("agent_steps_bopo_grpo", "Qwen/Qwen2.5-1.5B-Instruct", "scienceworld", "agent_steps_bopo"),
     ],
 )
@@ -99,7 +99,12 @@ def test_one_trl_step_on_agent_steps_episodes_follows_the_env_reward(tok, tmp_pa
     from rl_router.trainers.grpo import metrics_callback, reward_functions
 
     pool = make_pool(["Action: wait"], ["Action: go forward"])
-    make_env = lambda rows: AgentStepsEnv(pool, rows, game=CorridorGame(), mode="text", max_steps=4)  # noqa: E731
+
+    def make_env(rows):  # a cap of 4 large calls: the budget never decides these episodes
+        return AgentStepsEnv(
+            pool, rows, game=CorridorGame(), mode="text", max_steps=4, budget={"low": 4, "high": 4}
+        )
+
     driver = RolloutDriver(make_env, ROWS, tok, 8, 1024)
     rollout = ScriptedRollout(driver, None, None)
     cfg = GRPOTrainerConfig(
@@ -145,6 +150,7 @@ def tiny_overrides(model_dir: Path) -> list[str]:
         "env.eval_caps=[1]",
         f"trainer.model={model_dir}",
         "trainer.max_steps=1",
+        "trainer.sft_steps=1",
         "trainer.questions_per_step=2",
         "trainer.num_generations=2",
         "trainer.micro_batch_size=4",
@@ -165,8 +171,9 @@ def test_tiny_run_trains_checkpoints_and_is_scored_again_by_rl_router_eval(compo
     run = tmp_path / "run"
     result = train(compose(tiny_overrides(model_dir)), run)
     assert (run / "checkpoints" / "checkpoint-1").is_dir() and (run / "router" / "config.json").is_file()
-    for name in ("boundary.json", "boundary.md", "report.json", "report.md", "pareto.png", "rollouts.jsonl"):
+    for name in ("boundary.json", "boundary.md", "sft.jsonl", "report.json", "report.md", "pareto.png"):
         assert (run / name).is_file(), name
+    assert (run / "sft_model" / "config.json").is_file()  # the boundary-guided warm start ran
     episodes = [json.loads(line) for line in (run / "rollouts.jsonl").read_text().splitlines()]
     assert len(episodes) == 4 and all(set(AGENT_STEPS_TERMS) <= set(e["reward_terms"]) for e in episodes)
     assert all(not e["over_budget"] and e["calls"]["fake-large"] <= e["budget_cap"] for e in episodes)

@@ -44,16 +44,12 @@ def turn_of(context: str) -> int:
     return context.count("Tier:") - 1
 
 
-def test_parse_tier_reads_numbers_and_names_and_refuses_prose():
+def test_parse_tier_reads_the_first_word_as_a_number_or_name_and_refuses_prose():
     names = ["smollm2-135m", "qwen2.5-coder-0.5b"]
-    assert [parse_tier(t, names) for t in ("1", "2\n", "Tier: 2", "tier 1.", "QWEN2.5-coder-0.5b")] == [
-        0,
-        1,
-        1,
-        0,
-        1,
-    ]
-    assert [parse_tier(t, names) for t in ("0", "3", "tier", "use 2", "2 or 1", "")] == [None] * 6
+    replies = ("1", "2\n", "Tier: 2", "tier 1.", "QWEN2.5-coder-0.5b.", "1. 1. ", "2 or 1", "tier:1")
+    assert [parse_tier(t, names) for t in replies] == [0, 1, 1, 0, 1, 0, 1, 0]
+    malformed = ("0", "3", "tier", "use 2", "I pick 2", "", "tiers 1")
+    assert [parse_tier(t, names) for t in malformed] == [None] * 7
 
 
 def test_prompt_is_the_envs_and_env_tokens_are_masked(tok):
