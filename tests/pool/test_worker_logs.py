@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 
 import pytest
 from pool_helpers import req
@@ -12,6 +13,22 @@ from rl_router.pool import ModelConfig, PoolConfig, build_pool
 from rl_router.pool.worker_logs import move_loggers
 
 pytestmark = pytest.mark.usefixtures("keep_library_loggers")
+
+
+def wait_dead(ray, actor, seconds: float = 30.0) -> None:
+    """Return once ``actor`` no longer answers (it has died), or fail after ``seconds``."""
+    from ray.exceptions import GetTimeoutError, RayActorError
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            ray.get(actor.__ray_ready__.remote(), timeout=5)
+        except RayActorError:
+            return
+        except GetTimeoutError:
+            continue
+        time.sleep(0.05)
+    raise AssertionError(f"the killed actor still answers after {seconds:g}s")
 
 
 def test_actor_output_and_log_records_go_to_the_log_file(local_ray, tmp_path):
@@ -26,7 +43,9 @@ def test_actor_output_and_log_records_go_to_the_log_file(local_ray, tmp_path):
     )
     with build_pool(cfg, log_file=log_file) as pool:
         first = pool.generate([req("chatty", "q"), req("local", "q")])
-        local_ray.kill(pool.backends["chatty"].actor)  # its replacement appends to the same file
+        killed = pool.backends["chatty"].actor
+        local_ray.kill(killed)  # its replacement appends to the same file
+        wait_dead(local_ray, killed)  # ray.kill returns at once: a call sent now could still be answered
         (retried,) = pool.generate([req("chatty", "again")])
     assert [r.text for r in [*first, retried]] == ["chatty: q", "local: q", "chatty: again"]
     text = log_file.read_text()
