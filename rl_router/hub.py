@@ -47,7 +47,7 @@ from rl_router import checkpoint as ckpt
 from rl_router.config import typed
 from rl_router.embeddings import EMBED_DIM, EMBEDDING_MODEL
 from rl_router.eval.agent_steps_eval import AGENT_STEPS_ENV
-from rl_router.eval.agent_steps_export import write_agent_steps_folder
+from rl_router.eval.agent_steps_export import write_agent_steps_folder, write_agent_steps_llm_folder
 from rl_router.eval.memory_tiers import MEMORY_TIERS_ENV
 from rl_router.eval.memory_tiers_export import write_memory_tiers_folder
 from rl_router.model_card import copy_reports, find_reports, llm_model_card, model_card
@@ -175,6 +175,8 @@ def export_router(run_dir: str | Path, repo_id: str, out_dir: str | Path) -> Pat
     cfg = load_run_config(run_dir)
     if cfg.env.get("mode") == "multi_round":
         return export_llm_router(run_dir, cfg, repo_id, out)
+    if cfg.env.get("_target_") == AGENT_STEPS_ENV and cfg.env.get("mode") == "text":  # a GRPO tier router
+        return _assemble(out, lambda tmp: write_agent_steps_llm_folder(tmp, Path(run_dir), cfg, repo_id))
     latest = latest or ckpt.latest_checkpoint(run_dir)
     if latest is None:
         raise FileNotFoundError(f"{run_dir} holds no checkpoint (checkpoints/step_*): nothing to export")

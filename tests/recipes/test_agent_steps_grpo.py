@@ -16,6 +16,7 @@ import pytest
 import torch
 from agent_steps_helpers import ROWS, CorridorGame, make_pool
 from grpo_helpers import tiny_model, tiny_tokenizer
+from transformers import AutoModelForCausalLM
 
 from envs.agent_steps import AgentStepsEnv
 from rl_router.config import typed
@@ -184,6 +185,19 @@ def test_tiny_run_trains_checkpoints_and_is_scored_again_by_rl_router_eval(compo
     again = run_eval(compose([f"checkpoint={run}", f"out_dir={tmp_path / 'eval'}"], config_name="eval"))
     assert again["policies"]["router"] == report["policies"]["router"]  # greedy, same seeds: same episodes
     assert again["bench"] == report["bench"] and (tmp_path / "eval" / "report.md").is_file()
+
+    # rl-router export: the router/ model as a transformers folder, loaded back with the same weights
+    from rl_router.checkpoint import weights_digest
+    from rl_router.eval.agent_steps_export import LLM_ROUTER_KIND, load_agent_steps_llm
+    from rl_router.hub import run_export
+
+    args = [f"checkpoint={run}", "repo_id=me/tiers", f"out_dir={tmp_path / 'export'}"]
+    folder = run_export(compose(args, config_name="export"))
+    model, _, config = load_agent_steps_llm(folder)
+    assert config["router_kind"] == LLM_ROUTER_KIND and config["tiers"] == ["fake-small", "fake-large"]
+    assert weights_digest(model) == weights_digest(AutoModelForCausalLM.from_pretrained(run / "router"))
+    assert {"model.safetensors", "pool.json", "README.md", "report.md"} <= {p.name for p in folder.iterdir()}
+    assert not any(p.suffix in {".bin", ".pkl", ".pt"} for p in folder.iterdir())
 
 
 @pytest.mark.slow
