@@ -41,11 +41,10 @@ from rl_router.config import typed
 from rl_router.eval.agent_steps_eval import evaluate_agent_steps, llm_router_player
 from rl_router.loggers import JsonlLogger, MultiLogger
 from rl_router.rollout.boundary import (
-    boundary_rollouts,
+    BOUNDARY_MD,
+    SFT_JSONL,
+    boundary_stage,
     sft_sample,
-    taxonomy,
-    taxonomy_markdown,
-    with_boundary,
 )
 from rl_router.rollout.driver import RolloutDriver, task_prompt
 from rl_router.rollout.env_factory import env_factory, env_schema
@@ -60,7 +59,6 @@ from rl_router.trainers.grpo import (
 )
 
 log = logging.getLogger(__name__)
-BOUNDARY_JSON, BOUNDARY_MD, SFT_JSONL = "boundary.json", "boundary.md", "sft.jsonl"
 REWARD_NAME = "bopo"
 
 
@@ -142,17 +140,15 @@ def train(cfg: DictConfig, run_dir: Path, progress: bool | None = None) -> dict[
             return lambda: make(rows)
 
         # ------------------------------------------------------------ boundary
-        small, large = boundary_rollouts(
-            maker(train_rows), train_rows, len(names), bopo.repeats, trainer_cfg.eval_batch_size
+        rows, table, small, large = boundary_stage(
+            maker(train_rows),
+            train_rows,
+            len(names),
+            bopo.repeats,
+            bopo.threshold,
+            trainer_cfg.eval_batch_size,
+            run_dir,
         )
-        table = taxonomy(train_rows, small, large, bopo.threshold)
-        (run_dir / BOUNDARY_JSON).write_text(
-            json.dumps({"table": table, "small": small, "large": large}, indent=1)
-        )
-        (run_dir / BOUNDARY_MD).write_text(taxonomy_markdown(table))
-        rows = with_boundary(train_rows, table)
-        counts = {d: sum(t["difficulty"] == d for t in table) for d in ("easy", "hard", "intractable")}
-        log.info("boundary taxonomy of %d training tasks: %s", len(table), counts)
 
         def text_envs(budget: Any = None) -> Callable[[Sequence[Mapping[str, Any]]], Any]:
             options = env_cfg if budget is None else dataclasses.replace(env_cfg, budget=budget)

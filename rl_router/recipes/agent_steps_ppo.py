@@ -36,12 +36,11 @@ from rl_router.config import typed
 from rl_router.eval.agent_steps_eval import evaluate_agent_steps, torch_policy
 from rl_router.rollout.batched_vector import BatchedSyncVectorEnv
 from rl_router.rollout.boundary import (
-    boundary_rollouts,
+    BOUNDARY_MD,
+    SFT_JSONL,
+    boundary_stage,
     sft_sample,
-    taxonomy,
-    taxonomy_markdown,
     tier_demonstrations,
-    with_boundary,
 )
 from rl_router.rollout.env_factory import env_factory
 from rl_router.run import VALIDATION_DIR, start_run
@@ -49,7 +48,6 @@ from rl_router.trainers import ppo
 from rl_router.trainers.behaviour_cloning import behaviour_clone
 
 log = logging.getLogger(__name__)
-BOUNDARY_JSON, BOUNDARY_MD, SFT_JSONL = "boundary.json", "boundary.md", "sft.jsonl"
 
 
 def step_metrics(model_names: Sequence[str]):
@@ -96,17 +94,15 @@ def train(cfg: DictConfig, run_dir: Path, progress: bool = True) -> dict[str, An
             return lambda: make(rows)
 
         # ------------------------------------------------------------ boundary
-        small, large = boundary_rollouts(
-            maker(train_rows), train_rows, len(names), bopo.repeats, trainer_cfg.num_envs
+        rows, table, small, large = boundary_stage(
+            maker(train_rows),
+            train_rows,
+            len(names),
+            bopo.repeats,
+            bopo.threshold,
+            trainer_cfg.num_envs,
+            run_dir,
         )
-        table = taxonomy(train_rows, small, large, bopo.threshold)
-        (run_dir / BOUNDARY_JSON).write_text(
-            json.dumps({"table": table, "small": small, "large": large}, indent=1)
-        )
-        (run_dir / BOUNDARY_MD).write_text(taxonomy_markdown(table))
-        rows = with_boundary(train_rows, table)
-        counts = {d: sum(t["difficulty"] == d for t in table) for d in ("easy", "hard", "intractable")}
-        log.info("boundary taxonomy of %d training tasks: %s", len(table), counts)
 
         # ------------------------------------------------------------ warm start
         probe = maker(rows)()

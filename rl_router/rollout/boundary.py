@@ -14,13 +14,19 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from rewards.boundary import DIFFICULTIES, EASY, HARD, difficulty
 from rl_router.rollout.agent_episodes import always, play_episodes
+
+log = logging.getLogger(__name__)
+BOUNDARY_JSON, BOUNDARY_MD, SFT_JSONL = "boundary.json", "boundary.md", "sft.jsonl"
 
 
 def boundary_rollouts(
@@ -34,6 +40,32 @@ def boundary_rollouts(
     small = play_episodes(make_env, rows, always(0), num_envs, repeats)
     large = play_episodes(make_env, rows, always(num_tiers - 1), num_envs, repeats)
     return small, large
+
+
+def boundary_stage(
+    make_env: Callable[[], Any],
+    rows: Sequence[Mapping[str, Any]],
+    num_tiers: int,
+    repeats: int,
+    threshold: float,
+    num_envs: int,
+    run_dir: Path,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """A recipe's boundary step: the boundary rollouts, the taxonomy saved in the run
+    (:data:`BOUNDARY_JSON`, :data:`BOUNDARY_MD`) and logged, and the training rows with their boundary.
+
+    Returns:
+        ``(rows with boundary, taxonomy table, always-small records, always-large records)``.
+    """
+    small, large = boundary_rollouts(make_env, rows, num_tiers, repeats, num_envs)
+    table = taxonomy(rows, small, large, threshold)
+    (run_dir / BOUNDARY_JSON).write_text(
+        json.dumps({"table": table, "small": small, "large": large}, indent=1)
+    )
+    (run_dir / BOUNDARY_MD).write_text(taxonomy_markdown(table))
+    counts = {d: sum(t["difficulty"] == d for t in table) for d in DIFFICULTIES}
+    log.info("boundary taxonomy of %d training tasks: %s", len(table), counts)
+    return with_boundary(rows, table), table, small, large
 
 
 def taxonomy(
