@@ -8,7 +8,7 @@ and calls per question of the trained router, of each single candidate, of the o
 the cheapest candidate that answers it right) and of random routing (``rl_router.eval.llm_eval``; the
 full report is in ``<run>/eval/``). The last line reads::
 
-    format_valid=<x> router_acc=<x> best_single_acc=<x> router_cost_ratio=<x>
+    format_valid=<x> router_acc=<x> best_single_acc=<x> router_cost_ratio=<x> oracle_cost_ratio=<x>
 
 (``router_cost_ratio``: the router's dollars per question over the most accurate single candidate's.)
 
@@ -107,12 +107,21 @@ def main() -> None:
         )
     shares = ", ".join(f"{m} {s:.2f}" for m, s in router["route_share"].items())
     print(f"  router route shares: {shares}")
-    print(f"  oracle cost ratio {report['oracle_cost_ratio']:.3f} (per question the cheapest right model)")
+    print(f"  oracle cost ratio {ratio(report['oracle_cost_ratio'])} (per question the cheapest right model)")
+    errors = router.get("candidate_errors", 0)
+    if errors:  # a dead or failing candidate is an error observation: the numbers above count it as wrong
+        print(f"  WARNING: {errors} candidate call(s) of the router failed (see the run's run.log)")
     print(f"wall time {minutes:.1f} min; run directory {result['run_dir']}")
     print(
         f"format_valid={router['format_valid']:.3f} router_acc={router['accuracy']:.3f} "
-        f"best_single_acc={best['accuracy']:.3f} router_cost_ratio={report['router_cost_ratio']:.3f}"
+        f"best_single_acc={best['accuracy']:.3f} router_cost_ratio={ratio(report['router_cost_ratio'])} "
+        f"oracle_cost_ratio={ratio(report['oracle_cost_ratio'])}"
     )
+
+
+def ratio(value: float | None) -> str:
+    """A cost ratio to three places, or n/a where the best single candidate cost nothing."""
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 if __name__ == "__main__":  # vLLM CPU engines start spawned workers that re-import this module
