@@ -73,6 +73,7 @@ from envs.games import make_game
 from envs.games.types import SUITES, GameState, GameTask, TextGame
 from envs.multi_llm_qa import batched_step
 from envs.react_agent import agent_messages, parse_action
+from envs.row_order import RowOrder
 from envs.spaces import TextSpace
 from envs.text_features import hash_embed
 from rewards.boundary import BoPOConfig, boundary_cost, reference_baseline
@@ -189,7 +190,7 @@ class AgentStepsEnv(gym.Env):
         self._own_game = game is None
         self.game = game if game is not None else make_game(cfg.suite)
         self.embed, self.count_tokens = embed, count_prompt_tokens
-        self._order, self._cursor, self._index = np.arange(len(examples)), len(examples), 0
+        self._rows, self._index = RowOrder(len(examples), cfg.shuffle, start_exhausted=True), 0
         self._pending: tuple[int, bool] | None = None
         self._over = True
         self._quit = False  # text mode: the router's reply was empty
@@ -208,17 +209,12 @@ class AgentStepsEnv(gym.Env):
     ) -> tuple[Any, dict[str, Any]]:
         """Start the next task (``options={"index": i}`` picks row ``i``) with a freshly drawn budget."""
         super().reset(seed=seed)
-        if seed is not None:
-            self._cursor = len(self._order)
+        if seed is not None:  # the next unpicked row starts a new pass from the reseeded generator
+            self._rows.end_pass()
         if options and "index" in options:
             self._index = int(options["index"])
         else:
-            if self._cursor >= len(self._order):
-                n = len(self.examples)
-                self._order = self.np_random.permutation(n) if self.cfg.shuffle else np.arange(n)
-                self._cursor = 0
-            self._index = int(self._order[self._cursor])
-            self._cursor += 1
+            self._index = self._rows.next(self.np_random)
         self.row = self.examples[self._index]
         self.task = GameTask.from_row(self.row)
         self.state: GameState = self.game.reset(self.task)

@@ -37,12 +37,19 @@ class RowOrder:
             raise ValueError(f"an env needs at least one row, got {rows}")
         self.rows, self.shuffle = rows, shuffle
         self.order = np.arange(rows)
-        self.cursor = rows if start_exhausted else 0
+        self.cursor = 0
+        if start_exhausted:
+            self.end_pass()
 
     def new_pass(self, rng: np.random.Generator) -> None:
         """Start a pass: a fresh permutation from ``rng`` (or the dataset order), cursor at its start."""
         self.order = rng.permutation(self.rows) if self.shuffle else np.arange(self.rows)
         self.cursor = 0
+
+    def end_pass(self) -> None:
+        """Use up this pass: the next :meth:`next` draws a fresh permutation (from the generator it is
+        given then, so a seeded reset that picks its row by index leaves the generator untouched)."""
+        self.cursor = len(self.order)
 
     def next(self, rng: np.random.Generator) -> int:
         """The next row's index, starting a new pass when this one is used up."""

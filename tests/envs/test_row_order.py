@@ -43,3 +43,14 @@ def test_state_round_trip_goes_on_identically_and_a_wrong_size_is_refused():
         RowOrder(5, shuffle=True).load_state_dict(saved)
     with pytest.raises(ValueError, match="at least one row"):
         RowOrder(0, shuffle=True)
+
+
+def test_end_pass_draws_the_next_permutation_only_when_a_row_is_next_taken():
+    rows, rng = RowOrder(4, shuffle=True), np.random.default_rng(5)
+    rows.next(rng)
+    state = rng.bit_generator.state
+    rows.end_pass()
+    assert rng.bit_generator.state == state and rows.cursor == 4  # ending a pass draws nothing
+    fresh = np.random.default_rng(5)
+    fresh.bit_generator.state = state
+    assert [rows.next(rng) for _ in range(4)] == fresh.permutation(4).tolist()
