@@ -115,7 +115,7 @@ class TargetOffsets:
 
         The rows and the computation are :func:`~rl_router.eval.calibrate.fit_llm_calibration`'s
         for ``rl-router calibrate rows=<rows>`` (the offsets are checked equal in
-        ``tests/serve/test_routing.py``); only rows whose first turn routes count.
+        ``tests/serve/test_llm_targets.py``); only rows whose first turn routes count.
 
         Raises:
             ValueError: no data recorded with the router, or no first turn routes on these rows.
