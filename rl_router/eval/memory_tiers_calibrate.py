@@ -108,7 +108,6 @@ def fit_tier_calibration(
             )
         target = {"cost_per_query": cost_per_query}
 
-    log_probs, _, _ = replay(make_envs, rows, router, np.zeros(len(tiers)), batch)
     played: dict[float, tuple[float, np.ndarray, list[dict[str, Any]]]] = {}
 
     def offsets_at(x: float) -> np.ndarray:
@@ -117,17 +116,25 @@ def fit_tier_calibration(
             return x * np.eye(len(tiers))[tiers.index(model)]
         return -x * expected
 
+    def play(x: float) -> np.ndarray:
+        """Replay at ``x`` once (kept in ``played``); returns the raw policy's log p of its decisions."""
+        log_probs, choices, records = replay(make_envs, rows, router, offsets_at(x), batch)
+        value = (
+            float(np.mean(choices == tiers.index(model)))
+            if share is not None
+            else -float(np.mean([r["cost_usd"] for r in records]))
+        )
+        played[x] = (value, choices, records)
+        return log_probs
+
     def measure(x: float) -> float:
         """What a replay at ``x`` reaches, signed so that it grows with ``x``."""
         if x not in played:
-            _, choices, records = replay(make_envs, rows, router, offsets_at(x), batch)
-            value = (
-                float(np.mean(choices == tiers.index(model)))
-                if share is not None
-                else -float(np.mean([r["cost_usd"] for r in records]))
-            )
-            played[x] = (value, choices, records)
+            play(x)
         return played[x][0]
+
+    # the raw replay: its margins bound the search, and it is the bisection's first midpoint (0)
+    log_probs = play(0.0)
 
     goal = share if share is not None else -cost_per_query
     if share is not None:  # past every margin seen at the raw replay's states, and one nat more
