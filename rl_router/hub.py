@@ -48,13 +48,13 @@ from rl_router.config import typed
 from rl_router.embeddings import EMBED_DIM, EMBEDDING_MODEL
 from rl_router.eval.agent_steps_eval import AGENT_STEPS_ENV
 from rl_router.eval.agent_steps_export import write_agent_steps_folder, write_agent_steps_llm_folder
-from rl_router.eval.memory_tiers import MEMORY_TIERS_ENV
 from rl_router.eval.memory_tiers_export import write_memory_tiers_folder
 from rl_router.model_card import copy_reports, find_reports, llm_model_card, model_card
 from rl_router.pool.types import ModelDescriptor
 from rl_router.routers.calibration import Calibration
 from rl_router.routers.folder import FORMAT_VERSION, POOL, ROUTER_CONFIG, WEIGHTS
 from rl_router.routers.load import load_exported, load_router, run_of_model_dir, run_of_policy_checkpoint
+from rl_router.routers.memory_tiers import MEMORY_TIERS_ENV
 from rl_router.routers.policy import descriptor_dict, observation_layout, pool_descriptors, run_features
 from rl_router.run import load_run_config, portable_config
 from rl_router.trust import DEFAULT_BASE_URL

@@ -34,7 +34,6 @@ from envs.memory_modules import MODULES, TIERS
 from rl_router.eval.pareto import pareto_frontier, plot_pareto
 from rl_router.policies.memory_tiers import FixedTiers, UniformTiers
 from rl_router.rollout.episodes import play_episodes
-from rl_router.routers.memory_tiers import MEMORY_TIERS_ENV  # noqa: F401  (eval/run.py and hub.py pick by it)
 
 MakeEnvs = Callable[[Sequence[Mapping[str, Any]], int], list[Any]]  # (rows, n) -> n envs over the rows
 Point = tuple[float, float]  # (cost_usd, f1)

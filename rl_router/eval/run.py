@@ -37,10 +37,11 @@ from rl_router.config import typed
 from rl_router.data.routing_table import RoutingTable, concat_tables
 from rl_router.data.splits import SPLITS, part_of
 from rl_router.eval.agent_steps_eval import AGENT_STEPS_ENV, run_agent_steps_eval
-from rl_router.eval.memory_tiers import MEMORY_TIERS_ENV, run_memory_tiers_eval
+from rl_router.eval.memory_tiers import run_memory_tiers_eval
 from rl_router.eval.table_eval import evaluate_router_on_table
 from rl_router.pool.build import build_pool_from
 from rl_router.routers.load import load_router
+from rl_router.routers.memory_tiers import MEMORY_TIERS_ENV
 from rl_router.run import LOG_FILE, portable_config, run_env_target
 from rl_router.trust import check_recorded, check_recorded_pool
 
