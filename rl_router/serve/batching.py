@@ -22,6 +22,7 @@ from typing import Any, Generic, TypeVar
 from rl_router.pool.backend import describe_error, error_result
 from rl_router.pool.types import CandidatePool, ModelDescriptor, Request, Result
 
+BATCH_HISTORY = 4096  # newest call sizes a Combiner keeps (a server lives long; tests read a few)
 In = TypeVar("In")
 Out = TypeVar("Out")
 
@@ -61,7 +62,8 @@ class Combiner(Generic[In, Out]):
         max_batch: most items one call takes.
 
     Attributes:
-        batch_sizes: the size of each ``fn`` call (tests check that concurrent callers merge).
+        batch_sizes: the size of each ``fn`` call, the newest :data:`BATCH_HISTORY` (tests check
+            that concurrent callers merge).
 
     >>> double = Combiner(lambda xs: [2 * x for x in xs])
     >>> double.call([1, 2, 3]), double.batch_sizes
@@ -101,7 +103,9 @@ class Combiner(Generic[In, Out]):
             batch = self._queue[: self.max_batch]
             del self._queue[: self.max_batch]
         try:
-            self.batch_sizes.append(len(batch))
+            self.batch_sizes.append(len(batch))  # one leader at a time: a single writer
+            if len(self.batch_sizes) > BATCH_HISTORY:
+                del self.batch_sizes[:-BATCH_HISTORY]
             for slot, result in zip(batch, self.fn([s.item for s in batch]), strict=True):
                 slot.result = result
         except BaseException as exc:  # noqa: BLE001  # handed to the callers, who re-raise it

@@ -340,3 +340,12 @@ def test_an_llm_episode_without_an_answer_is_a_502():
     with pytest.raises(ServeError) as err:
         routing.answer(ChatRequest(ROUTER, user(ROWS[1]["question"])))
     assert (err.value.status, err.value.code) == (502, "no_answer")
+
+
+def test_a_combiner_keeps_a_bounded_history_of_call_sizes():
+    from rl_router.serve.batching import BATCH_HISTORY, Combiner
+
+    echo = Combiner(lambda xs: xs)
+    for i in range(BATCH_HISTORY + 10):
+        assert echo.call([i]) == [i]
+    assert len(echo.batch_sizes) == BATCH_HISTORY  # a long-lived server does not grow without end
