@@ -19,6 +19,7 @@ import dataclasses
 import json
 import logging
 import shutil
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -137,8 +138,15 @@ def train(cfg: DictConfig, run_dir: Path, progress: bool | None = None) -> dict[
                     count_tokens,
                     max_routes=env_cfg.max_routes,
                     info_token_cap=env_cfg.info_token_cap,
+                    routes=trainer_cfg.sft_routes,
                 )
-                log.info("SFT: %d trajectories from %d questions", len(trajectories), len(train_rows))
+                routed = Counter(t.model for t in trajectories)
+                log.info(
+                    "SFT: %d trajectories from %d questions (%s)",
+                    len(trajectories),
+                    len(train_rows),
+                    ", ".join(f"{m} {n}" for m, n in routed.items()),
+                )
                 sft.warm_start(model_path, tokenizer, trajectories, sft_dir, trainer_cfg, logger=logger)
             model_path = str(sft_dir)
 

@@ -63,6 +63,7 @@ from rl_router.generation import (
 from rl_router.pool.types import ModelDescriptor
 from rl_router.rollout.driver import RolloutDriver, RolloutResult, tagged_prompt
 from rl_router.trainers.grpo_math import check_groups, episode_stats
+from rl_router.trainers.sft import SFT_ROUTES
 
 if TYPE_CHECKING:
     from transformers import TrainerCallback
@@ -113,6 +114,7 @@ class GRPOTrainerConfig:
     sft_steps: int = 0  # SFT warm-start steps before GRPO (0: none; tiny routers need it)
     sft_lr: float = 1.0e-4  # SFT learning rate
     sft_batch_size: int = 4  # SFT trajectories per step
+    sft_routes: str = "cheapest"  # the warm start's route: "cheapest" right candidate, or "every_correct"
     train_limit: int | None = None  # keep the first N training questions (smoke runs)
     eval_data: Any = None  # a data option for the held-out questions; None: the data option's own split
     eval_limit: int | None = None  # evaluate on the first N held-out questions; None: all
@@ -178,6 +180,8 @@ class GRPOTrainerConfig:
                 f"trainer.vllm_mode={self.vllm_mode!r}: multi-turn rollouts need colocate (server mode "
                 "gathers prompts across processes in every call; processes take different numbers of turns)"
             )
+        if self.sft_routes not in SFT_ROUTES:
+            raise ValueError(f"trainer.sft_routes={self.sft_routes!r}: choose one of {SFT_ROUTES}")
         if self.sft_steps < 0 or self.sft_batch_size < 1:
             raise ValueError(
                 f"trainer.sft_steps={self.sft_steps}, sft_batch_size={self.sft_batch_size}: invalid"

@@ -4,7 +4,9 @@ Tiny routers do not write Router-R1's tags zero-shot, so GRPO would only ever se
 Before GRPO, :func:`synthesize_trajectories` asks every candidate every training question once (ONE
 batched ``pool.generate``; a caching pool keeps the answers, so the GRPO rollouts that route the
 same sub-query later are cache hits) and writes, for each question some candidate answers, the
-trajectory that routes to the cheapest such candidate and answers with the answer its reply states::
+trajectory that routes to the cheapest such candidate and answers with the answer its reply states
+(``routes="cheapest"``; ``routes="every_correct"`` writes one trajectory per candidate that answers,
+see :data:`SFT_ROUTES`)::
 
     <think>fake-small is the cheapest candidate ... I will ask it.</think>
     <search>fake-small: What is the capital of France?</search>
@@ -50,6 +52,13 @@ if TYPE_CHECKING:
     from rl_router.trainers.grpo import GRPOTrainerConfig
 
 THINK_ROUTE = "{model} is the cheapest candidate likely to know this, so I will ask it."
+THINK_ROUTE_ANY = "{model} is likely to know this, so I will ask it."
+# How the warm start picks a question's route among the candidates whose reply states a golden answer:
+# "cheapest": only the cheapest (the warm start is the oracle's routing, near-deterministic after a few
+# dozen steps, so GRPO's groups all route alike and the route gets no gradient); "every_correct": one
+# trajectory per such candidate (the warm start teaches the protocol and leaves the route uncertain
+# where several candidates answer, so GRPO's cost term can choose among them).
+SFT_ROUTES = ("cheapest", "every_correct")
 THINK_ANSWER = "The information answers the question."
 
 
@@ -105,6 +114,7 @@ def synthesize_trajectories(
     *,
     max_routes: int = 4,
     info_token_cap: int = 600,
+    routes: str = "cheapest",
 ) -> list[SFTTrajectory]:
     """Protocol-correct trajectories for the rows some candidate answers (one batched pool call).
 
@@ -114,10 +124,14 @@ def synthesize_trajectories(
         count_tokens: The env's token counter behind ``info_token_cap`` (the router tokenizer's).
         max_routes: The env's route limit (stated in the prompt; a trajectory routes once).
         info_token_cap: The env's cap on a reply shown in ``<information>``.
+        routes: ``"cheapest"`` or ``"every_correct"`` (:data:`SFT_ROUTES`).
 
     Returns:
-        One trajectory per answered row, in row order; each passes :class:`RouterR1Format`.
+        Per answered row, in row order, its cheapest right candidate's trajectory, or (every_correct)
+        one per right candidate, cheapest first; each passes :class:`RouterR1Format`.
     """
+    if routes not in SFT_ROUTES:
+        raise ValueError(f"trainer.sft_routes={routes!r}: choose one of {SFT_ROUTES}")
     from envs.router_r1_protocol import prompt_messages
 
     descriptors = list(pool.descriptors)
@@ -126,32 +140,31 @@ def synthesize_trajectories(
     results = pool.generate(requests)
     column = {d.name: j for j, d in enumerate(descriptors)}
     out = []
+    think = THINK_ROUTE if routes == "cheapest" else THINK_ROUTE_ANY
     for k, row in enumerate(rows):
         golden = [str(g) for g in row["golden_answers"]]
         for d in route_order(descriptors):
             result = results[k * len(descriptors) + column[d.name]]
             answer = stated_answer(result.text, golden) if result.ok else None
-            if answer is not None:
+            if answer is None:
+                continue
+            shown = truncate_tokens(result.text, info_token_cap, count_tokens)
+            route = f"<think>{think.format(model=d.name)}</think>\n<search>{d.name}: {sub_query(row)}</search>"
+            trajectory = SFTTrajectory(
+                question_id=str(row["id"]),
+                prompt=tuple(prompt_messages(row, descriptors, max_routes)),
+                segments=(
+                    (route, True),
+                    (information_block(shown), False),
+                    (f"<think>{THINK_ANSWER}</think>\n<answer>{answer}</answer>", True),
+                ),
+                model=d.name,
+                answer=answer,
+            )
+            if not rules.violations(trajectory.completion):  # e.g. a question holding a protocol tag
+                out.append(trajectory)
+            if routes == "cheapest":
                 break
-        else:
-            continue
-        shown = truncate_tokens(result.text, info_token_cap, count_tokens)
-        route = (
-            f"<think>{THINK_ROUTE.format(model=d.name)}</think>\n<search>{d.name}: {sub_query(row)}</search>"
-        )
-        trajectory = SFTTrajectory(
-            question_id=str(row["id"]),
-            prompt=tuple(prompt_messages(row, descriptors, max_routes)),
-            segments=(
-                (route, True),
-                (information_block(shown), False),
-                (f"<think>{THINK_ANSWER}</think>\n<answer>{answer}</answer>", True),
-            ),
-            model=d.name,
-            answer=answer,
-        )
-        if not rules.violations(trajectory.completion):  # e.g. a question holding a protocol tag
-            out.append(trajectory)
     return out
 
 

@@ -41,6 +41,33 @@ def test_routes_to_the_cheapest_candidate_that_answers_and_skips_the_rest(tok):
     assert [d.name for d in route_order(pool.descriptors)] == ["fake-small", "fake-large"]
 
 
+def test_every_correct_writes_one_trajectory_per_right_candidate_and_rejects_unknown_modes(tok):
+    """Where both candidates answer, the warm start shows both routes, so GRPO still has one to choose."""
+    from rl_router.pool import ModelConfig, PoolConfig, build_pool
+    from rl_router.pool.fake import FakeOptions
+
+    both_paris = PoolConfig(
+        models=[
+            ModelConfig(name=name, backend="fake", price_in=p, price_out=p, fake=FakeOptions(answers=["Paris"]))
+            for name, p in (("fake-large", 1.0), ("fake-small", 0.1))  # listed dearest first on purpose
+        ],
+        cache=False,
+    )
+    pool = build_pool(both_paris)
+    count = count_tokens_of(tok)
+    cheapest = synthesize_trajectories(pool, ROWS, count)
+    every = synthesize_trajectories(pool, ROWS, count, routes="every_correct")
+    assert [(t.question_id, t.model) for t in cheapest] == [("capitals/0", "fake-small")]
+    assert [(t.question_id, t.model) for t in every] == [("capitals/0", "fake-small"), ("capitals/0", "fake-large")]
+    assert "cheapest" in cheapest[0].segments[0][0]
+    assert all("cheapest" not in t.segments[0][0] for t in every)  # the think does not claim a price order
+    assert [t.answer for t in every] == ["Paris", "Paris"]
+    with pytest.raises(ValueError, match="sft_routes='all'"):
+        synthesize_trajectories(pool, ROWS, count, routes="all")
+    with pytest.raises(ValueError, match="sft_routes='all'"):
+        GRPOTrainerConfig(sft_routes="all")
+
+
 def test_trajectories_replay_in_the_env_as_valid_correct_episodes(tok):
     """The router turns of a trajectory, played in the env, reproduce its information block exactly."""
     pool = fake_pool()
