@@ -48,15 +48,15 @@ from rl_router.rollout.boundary import (
 )
 from rl_router.rollout.driver import RolloutDriver, task_prompt
 from rl_router.rollout.env_factory import env_factory, env_schema
-from rl_router.run import METRICS, ROLLOUTS, ROUTER_DIR, SFT_DIR, start_run, trim_jsonl
+from rl_router.run import METRICS, SFT_DIR, start_run
 from rl_router.trainers import sft
 from rl_router.trainers.grpo import (
     AGENT_STEPS_TERMS,
     TRLRollout,
     grpo_args,
-    metrics_callback,
     reward_functions,
 )
+from rl_router.trainers.grpo_run import CHECKPOINTS, resume_point, train_and_save
 
 log = logging.getLogger(__name__)
 REWARD_NAME = "bopo"
@@ -98,8 +98,6 @@ def train(cfg: DictConfig, run_dir: Path, progress: bool | None = None) -> dict[
     from datasets import Dataset
     from hydra.utils import instantiate
     from transformers import AutoTokenizer
-    from transformers.trainer_utils import get_last_checkpoint
-    from trl import GRPOTrainer
 
     from rl_router.zoo import resolve
 
@@ -114,15 +112,11 @@ def train(cfg: DictConfig, run_dir: Path, progress: bool | None = None) -> dict[
     if trainer_cfg.budget.enabled:
         raise ValueError(
             "trainer.budget (a soft Lagrangian budget) does not apply to agent_steps: its hard budget is "
-            "env.budget, masked before every step; set trainer.budget.target=null"
+            "env.budget, masked before every step; leave trainer.budget.cost_per_query and "
+            "trainer.budget.share unset"
         )
     bopo = env_cfg.bopo
-    output_dir = run_dir / "checkpoints"  # TRL's checkpoint-<step> folders
-    last = get_last_checkpoint(str(output_dir)) if run.resumed and output_dir.is_dir() else None
-    if last is not None:
-        step = int(Path(last).name.rsplit("-", 1)[1])
-        trim_jsonl(run_dir / METRICS, step, keep=lambda row: "sft/loss" in row)
-        trim_jsonl(run_dir / ROLLOUTS, step)
+    last = resume_point(run_dir, run.resumed)
     logger = MultiLogger(JsonlLogger(run_dir / METRICS), run.logger)
 
     # ---------------------------------------------------------------- data and pool
@@ -185,24 +179,23 @@ def train(cfg: DictConfig, run_dir: Path, progress: bool | None = None) -> dict[
         }
         rollout = TRLRollout(driver, None, None, generation=generation)  # the env's reward stands
         funcs, _ = reward_functions(terms=AGENT_STEPS_TERMS, name=REWARD_NAME)
-        rollouts_path = run_dir / ROLLOUTS if trainer_cfg.log_rollouts else None
-        bridge = metrics_callback(rollout, names, logger, trainer_cfg.progress, rollouts_path)
-        trainer = GRPOTrainer(
-            model=model_path,
+        trained = train_and_save(
+            trainer_cfg,
+            run_dir,
+            model_path=model_path,
+            tokenizer=tokenizer,
+            rollout=rollout,
             reward_funcs=funcs,
-            args=grpo_args(trainer_cfg, output_dir, terms=AGENT_STEPS_TERMS, stops=ROUTER_STOPS),
+            args=grpo_args(trainer_cfg, run_dir / CHECKPOINTS, terms=AGENT_STEPS_TERMS, stops=ROUTER_STOPS),
             train_dataset=Dataset.from_dict({"prompt": [task_prompt(r) for r in rows]}),
-            processing_class=tokenizer,
-            rollout_func=rollout,
-            callbacks=[bridge],
+            model_names=names,
+            logger=logger,
+            resume=last,
         )
-        trainer.train(resume_from_checkpoint=last)
-        router_dir = run_dir / ROUTER_DIR
-        trainer.save_model(str(router_dir))
-        tokenizer.save_pretrained(str(router_dir))
+        router_dir = trained.router_dir
 
         # ------------------------------------------------------------ evaluate
-        model = trainer.accelerator.unwrap_model(trainer.model).eval()
+        model = trained.model
         player = llm_router_player(
             model,
             tokenizer,
@@ -231,7 +224,7 @@ def train(cfg: DictConfig, run_dir: Path, progress: bool | None = None) -> dict[
 
     # ---------------------------------------------------------------- log and clean up
     r = report["policies"]["router"]
-    step = trainer.state.global_step
+    step = trained.step
     logger.log(
         {
             "eval/success": r["success"],
@@ -247,7 +240,7 @@ def train(cfg: DictConfig, run_dir: Path, progress: bool | None = None) -> dict[
         print(report["bench"])
         print(f"run directory: {run_dir}")
     return {
-        "history": bridge.history,
+        "history": trained.history,
         "report": report,
         "boundary": table,
         "run_dir": run_dir,

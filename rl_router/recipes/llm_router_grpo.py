@@ -34,7 +34,7 @@ from rl_router.loggers import JsonlLogger, MultiLogger
 from rl_router.rollout.driver import RolloutDriver
 from rl_router.rollout.env_factory import env_factory
 from rl_router.routers.llm import LLMRouter, ProtocolSettings
-from rl_router.run import METRICS, ROLLOUTS, ROUTER_DIR, SFT_DIR, portable_config, start_run, trim_jsonl
+from rl_router.run import METRICS, SFT_DIR, portable_config, start_run
 from rl_router.trainers import sft
 from rl_router.trainers.grpo import (
     ROLLOUT_STATE,
@@ -42,9 +42,9 @@ from rl_router.trainers.grpo import (
     TRLRollout,
     grpo_args,
     grpo_dataset,
-    metrics_callback,
     reward_functions,
 )
+from rl_router.trainers.grpo_run import CHECKPOINTS, resume_point, train_and_save
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +97,6 @@ def train(cfg: DictConfig, run_dir: Path, progress: bool | None = None) -> dict[
     """
     from hydra.utils import instantiate
     from transformers import AutoTokenizer
-    from transformers.trainer_utils import get_last_checkpoint
-    from trl import GRPOTrainer
 
     from rl_router.zoo import resolve
 
@@ -107,12 +105,7 @@ def train(cfg: DictConfig, run_dir: Path, progress: bool | None = None) -> dict[
     env_cfg, trainer_cfg = typed(cfg.env), typed(cfg.trainer)
     if progress is not None:
         trainer_cfg.progress = progress
-    output_dir = run_dir / "checkpoints"  # TRL's checkpoint-<step> folders
-    last = get_last_checkpoint(str(output_dir)) if run.resumed and output_dir.is_dir() else None
-    if last is not None:
-        step = int(Path(last).name.rsplit("-", 1)[1])
-        trim_jsonl(run_dir / METRICS, step, keep=lambda row: "sft/loss" in row)  # SFT rows stay
-        trim_jsonl(run_dir / ROLLOUTS, step)
+    last = resume_point(run_dir, run.resumed)
     logger = MultiLogger(JsonlLogger(run_dir / METRICS), run.logger)
 
     # ---------------------------------------------------------------- data and pool
@@ -176,25 +169,24 @@ def train(cfg: DictConfig, run_dir: Path, progress: bool | None = None) -> dict[
             multiplier=multiplier,
         )
         funcs, _ = reward_functions(trainer_cfg.budget.enabled)
-        rollouts_path = run_dir / ROLLOUTS if trainer_cfg.log_rollouts else None
-        bridge = metrics_callback(rollout, names, logger, trainer_cfg.progress, rollouts_path)
-        trainer = GRPOTrainer(
-            model=model_path,
+        trained = train_and_save(
+            trainer_cfg,
+            run_dir,
+            model_path=model_path,
+            tokenizer=tokenizer,
+            rollout=rollout,
             reward_funcs=funcs,
-            args=grpo_args(trainer_cfg, output_dir),
+            args=grpo_args(trainer_cfg, run_dir / CHECKPOINTS),
             train_dataset=grpo_dataset(train_rows, descriptors, env_cfg.max_routes),
-            processing_class=tokenizer,
-            rollout_func=rollout,
-            callbacks=[bridge],
+            model_names=names,
+            logger=logger,
+            resume=last,
         )
-        trainer.train(resume_from_checkpoint=last)
-        router_dir = run_dir / ROUTER_DIR
-        trainer.save_model(str(router_dir))
-        tokenizer.save_pretrained(str(router_dir))
+        router_dir = trained.router_dir
 
         # ------------------------------------------------------------ evaluate
         router = LLMRouter(
-            trainer.accelerator.unwrap_model(trainer.model).eval(),
+            trained.model,
             tokenizer,
             descriptors,
             ProtocolSettings.from_run(dataclasses.asdict(env_cfg), dataclasses.asdict(trainer_cfg)),
@@ -237,14 +229,14 @@ def train(cfg: DictConfig, run_dir: Path, progress: bool | None = None) -> dict[
             "eval/cost_usd": summary["dollars_per_question"],
             "eval/calls": summary["calls_per_question"],
         },
-        trainer.state.global_step,
+        trained.step,
     )
     logger.finish()
     if trainer_cfg.progress:
         print((run_dir / "report.md").read_text())
         print(f"run directory: {run_dir}")
     return {
-        "history": bridge.history,
+        "history": trained.history,
         "report": report,
         "warm_start_report": warm_report,
         "run_dir": run_dir,

@@ -149,7 +149,8 @@ def synthesize_trajectories(
             if answer is None:
                 continue
             shown = truncate_tokens(result.text, info_token_cap, count_tokens)
-            route = f"<think>{think.format(model=d.name)}</think>\n<search>{d.name}: {sub_query(row)}</search>"
+            search = f"<search>{d.name}: {sub_query(row)}</search>"
+            route = f"<think>{think.format(model=d.name)}</think>\n{search}"
             trajectory = SFTTrajectory(
                 question_id=str(row["id"]),
                 prompt=tuple(prompt_messages(row, descriptors, max_routes)),

@@ -48,7 +48,9 @@ def test_every_correct_writes_one_trajectory_per_right_candidate_and_rejects_unk
 
     both_paris = PoolConfig(
         models=[
-            ModelConfig(name=name, backend="fake", price_in=p, price_out=p, fake=FakeOptions(answers=["Paris"]))
+            ModelConfig(
+                name=name, backend="fake", price_in=p, price_out=p, fake=FakeOptions(answers=["Paris"])
+            )
             for name, p in (("fake-large", 1.0), ("fake-small", 0.1))  # listed dearest first on purpose
         ],
         cache=False,
@@ -58,7 +60,10 @@ def test_every_correct_writes_one_trajectory_per_right_candidate_and_rejects_unk
     cheapest = synthesize_trajectories(pool, ROWS, count)
     every = synthesize_trajectories(pool, ROWS, count, routes="every_correct")
     assert [(t.question_id, t.model) for t in cheapest] == [("capitals/0", "fake-small")]
-    assert [(t.question_id, t.model) for t in every] == [("capitals/0", "fake-small"), ("capitals/0", "fake-large")]
+    assert [(t.question_id, t.model) for t in every] == [
+        ("capitals/0", "fake-small"),
+        ("capitals/0", "fake-large"),
+    ]
     assert "cheapest" in cheapest[0].segments[0][0]
     assert all("cheapest" not in t.segments[0][0] for t in every)  # the think does not claim a price order
     assert [t.answer for t in every] == ["Paris", "Paris"]
