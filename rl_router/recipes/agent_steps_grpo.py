@@ -115,6 +115,11 @@ def train(cfg: DictConfig, run_dir: Path, progress: bool | None = None) -> dict[
             "env.budget, masked before every step; leave trainer.budget.cost_per_query and "
             "trainer.budget.share unset"
         )
+    if trainer_cfg.explore_routes:
+        raise ValueError(
+            "trainer.explore_routes forces Router-R1 routes (<search>MODEL:); agent_steps routers answer "
+            "with a tier, so it does not apply: set trainer.explore_routes=false"
+        )
     bopo = env_cfg.bopo
     last = resume_point(run_dir, run.resumed)
     logger = MultiLogger(JsonlLogger(run_dir / METRICS), run.logger)

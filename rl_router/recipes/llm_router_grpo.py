@@ -44,6 +44,7 @@ from rl_router.trainers.grpo import (
     grpo_dataset,
     reward_functions,
 )
+from rl_router.trainers.grpo_math import exploration_prefixes
 from rl_router.trainers.grpo_run import CHECKPOINTS, resume_point, train_and_save
 
 log = logging.getLogger(__name__)
@@ -121,6 +122,15 @@ def train(cfg: DictConfig, run_dir: Path, progress: bool | None = None) -> dict[
             tokenizer.pad_token = tokenizer.eos_token
         count_tokens = token_counter(tokenizer)
 
+        openings = (
+            [sft.route_opening(n, trainer_cfg.sft_routes) for n in names]
+            if trainer_cfg.explore_routes
+            else []
+        )
+        exploration_prefixes(
+            trainer_cfg.num_generations, trainer_cfg.num_generations, openings
+        )  # fails before SFT
+
         # ------------------------------------------------------------ SFT warm start
         if trainer_cfg.sft_steps > 0:
             sft_dir = run_dir / SFT_DIR
@@ -167,6 +177,7 @@ def train(cfg: DictConfig, run_dir: Path, progress: bool | None = None) -> dict[
             },
             budget=trainer_cfg.budget,
             multiplier=multiplier,
+            route_openings=openings,
         )
         funcs, _ = reward_functions(trainer_cfg.budget.enabled)
         trained = train_and_save(

@@ -169,6 +169,7 @@ class RolloutDriver:
         prompts: Sequence[Sequence[Mapping[str, Any]]],
         generate: TurnGenerator,
         seeds: Sequence[int] | None = None,
+        first_turn_prefixes: Sequence[str | None] | None = None,
     ) -> RolloutResult:
         """Play one episode per prompt, with one generation and one env batch step per turn.
 
@@ -178,12 +179,22 @@ class RolloutDriver:
             generate: Writes the next turn of a batch of token contexts.
             seeds: One ``reset`` seed per episode (evaluation: the same budget draws as the
                 baselines get); None: unseeded resets (training).
+            first_turn_prefixes: Per episode, text its first turn starts with (None: none), e.g. a
+                route forced for exploration (``trainer.explore_routes``). The prefix's tokens are
+                the router's (``env_mask`` 1, so they get the episode's advantage) but were not
+                sampled, so the result carries no sampling logprobs; the router writes the rest of
+                the turn, and its record says ``forced_prefix``.
         """
+        if first_turn_prefixes is not None and len(first_turn_prefixes) != len(prompts):
+            raise ValueError(
+                f"{len(first_turn_prefixes)} first-turn prefixes for {len(prompts)} prompts: "
+                "give one per prompt"
+            )
         started = time.perf_counter()
         ids = [question_id_of(p) for p in prompts]
         envs = [self.make_env([self.rows[i]]) for i in ids]
         try:
-            return self._play(envs, ids, prompts, generate, seeds, started)
+            return self._play(envs, ids, prompts, generate, seeds, first_turn_prefixes, started)
         finally:
             for env in envs:  # agent_steps envs own a game process each
                 env.close()
@@ -195,6 +206,7 @@ class RolloutDriver:
         prompts: Sequence[Sequence[Mapping[str, Any]]],
         generate: TurnGenerator,
         seeds: Sequence[int] | None,
+        prefixes: Sequence[str | None] | None,
         started: float,
     ) -> RolloutResult:
         prompt_ids = []
@@ -210,14 +222,24 @@ class RolloutDriver:
                 )
             prompt_ids.append(self.prompt_ids(prompt))
         trajectories = [Trajectory() for _ in prompts]
+        prefixes = list(prefixes) if prefixes is not None else [None] * len(prompts)
+        opening = [self.tokenizer(p, add_special_tokens=False)["input_ids"] if p else [] for p in prefixes]
+        for trajectory, ids_ in zip(trajectories, opening, strict=True):
+            if ids_:
+                trajectory.add(ids_, policy=True)  # the router's tokens, not sampled: no logprobs
         records: list[dict[str, Any] | None] = [None] * len(prompts)
         eos = self.tokenizer.eos_token_id
         live = list(range(len(prompts)))
+        first = True
         while live:
             # ---- the router writes one turn per live episode (one batched generation)
             limits = [min(self.max_turn_tokens, self._room(trajectories[i]) - 1) for i in live]
             segments = generate([prompt_ids[i] + trajectories[i].ids for i in live], limits)
-            texts = [self._turn_text(envs[i], s) for i, s in zip(live, segments, strict=True)]
+            texts = [
+                self._turn_text(envs[i], s, opening[i] if first else ())
+                for i, s in zip(live, segments, strict=True)
+            ]
+            first = False
             # ---- the envs act on every turn at once
             steps = step_envs([envs[i] for i in live], texts)
             still_live, out_of_room = [], []
@@ -228,6 +250,7 @@ class RolloutDriver:
                     if segment.reason == "stop" and self._room(trajectory) > 0:
                         trajectory.add([eos], policy=True)  # the policy's EOS ends the episode
                     records[i] = episode_record(info, truncated=segment.reason == "length")
+                    records[i]["forced_prefix"] = bool(opening[i])
                     continue
                 env_ids = self.tokenizer(info["env_text"], add_special_tokens=False)["input_ids"]
                 if len(env_ids) + 2 > self._room(trajectory):  # no room for the block, a turn and EOS
@@ -242,6 +265,7 @@ class RolloutDriver:
                     if not terminated:
                         raise RuntimeError("the env went on after an empty turn: it must end the episode")
                     records[i] = episode_record(info, truncated=True)
+                    records[i]["forced_prefix"] = bool(opening[i])
             live = still_live
         episodes = [r for r in records if r is not None]
         if len(episodes) != len(prompts):
@@ -269,7 +293,7 @@ class RolloutDriver:
     def _room(self, trajectory: Trajectory) -> int:
         return self.max_completion_tokens - len(trajectory.ids)
 
-    def _turn_text(self, env: Any, segment: Segment) -> str:
-        text = self.tokenizer.decode(segment.ids, skip_special_tokens=True)
+    def _turn_text(self, env: Any, segment: Segment, prefix_ids: Sequence[int] = ()) -> str:
+        text = self.tokenizer.decode([*prefix_ids, *segment.ids], skip_special_tokens=True)
         max_length = getattr(env.action_space, "max_length", None)
         return text if max_length is None else text[:max_length]  # a longer turn is invalid anyway

@@ -62,7 +62,7 @@ from rl_router.generation import (
 )
 from rl_router.pool.types import ModelDescriptor
 from rl_router.rollout.driver import RolloutDriver, RolloutResult, tagged_prompt
-from rl_router.trainers.grpo_math import check_groups, episode_stats
+from rl_router.trainers.grpo_math import check_groups, episode_stats, exploration_prefixes
 from rl_router.trainers.sft import SFT_ROUTES
 
 if TYPE_CHECKING:
@@ -115,6 +115,9 @@ class GRPOTrainerConfig:
     sft_lr: float = 1.0e-4  # SFT learning rate
     sft_batch_size: int = 4  # SFT trajectories per step
     sft_routes: str = "cheapest"  # the warm start's route: "cheapest" right candidate, or "every_correct"
+    # in every group, one sample per candidate opens its first turn with the warm start's route to
+    # it (grpo_math.exploration_prefixes): a route the policy never samples still gets a gradient
+    explore_routes: bool = False
     train_limit: int | None = None  # keep the first N training questions (smoke runs)
     eval_data: Any = None  # a data option for the held-out questions; None: the data option's own split
     eval_limit: int | None = None  # evaluate on the first N held-out questions; None: all
@@ -242,6 +245,9 @@ class TRLRollout:
             (``temperature``, ``top_p``, ``top_k``, ``chunk``).
         budget: A cap on spend (``trainer.budget``); None or off: the plain reward.
         multiplier: The budget's ``lam`` to start from (a resumed run's).
+        route_openings: ``trainer.explore_routes``: sample ``j`` of every group starts its first turn
+            with ``route_openings[j]`` (:func:`~rl_router.trainers.grpo_math.exploration_prefixes`);
+            the budget's dual step then measures the other, free samples.
     """
 
     def __init__(
@@ -252,6 +258,7 @@ class TRLRollout:
         generation: Mapping[str, Any] | None = None,
         budget: BudgetConfig | None = None,
         multiplier: float = 0.0,
+        route_openings: Sequence[str] = (),
     ):
         if (normalizer is None) != (reward is None):
             raise ValueError("give TRLRollout both a cost normaliser and a reward (Router-R1) or neither")
@@ -262,6 +269,7 @@ class TRLRollout:
         self.budget = budget if budget is not None and budget.enabled else None
         self.penalty = BudgetPenalty(self.budget.target) if self.budget else None
         self.multiplier = float(multiplier)  # the budget's lam
+        self.route_openings = list(route_openings)  # forced first-turn openings, one per candidate
         self.budget_metrics: dict[str, float] = {}  # the last dual step's, for the logger
         self.episodes: list[dict[str, Any]] = []  # finished episodes since the last take_episodes()
         self.seconds = 0.0
@@ -280,7 +288,8 @@ class TRLRollout:
         from rl_router.rollout.driver import question_id_of
 
         check_groups([question_id_of(p) for p in prompts], num_generations)
-        result = self.driver.play(prompts, generate)
+        prefixes = exploration_prefixes(len(prompts), num_generations, self.route_openings)
+        result = self.driver.play(prompts, generate, first_turn_prefixes=prefixes)
         self.score(result.episodes)
         self.seconds += result.seconds
         self.episodes += result.episodes
@@ -337,7 +346,8 @@ class TRLRollout:
         for episode, term in zip(episodes, terms, strict=True):
             episode["reward_terms"]["budget"] = term
             episode["reward"] = float(episode["reward"]) + float(term)
-        measured = float(sum(usage) / len(usage)) if usage else 0.0
+        free = [u for u, e in zip(usage, episodes, strict=True) if not e.get("forced_prefix")] or usage
+        measured = float(sum(free) / len(free)) if free else 0.0  # the policy's own routes
         self.multiplier = dual_ascent(self.multiplier, measured, self.budget.target, self.budget.lambda_lr)
         self.budget_metrics = {"train/budget/lambda": self.multiplier, "train/budget/measured": measured}
 

@@ -52,6 +52,35 @@ def check_groups(question_ids: Sequence[Any], num_generations: int) -> None:
             )
 
 
+def exploration_prefixes(num_samples: int, num_generations: int, openings: Sequence[str]) -> list[str | None]:
+    """Which samples of each group start with a forced route: sample ``j`` of every group opens with
+    ``openings[j]`` for ``j < len(openings)``; the group's other samples are the policy's own.
+
+    A router that (almost) never samples a candidate gets no GRPO gradient about it: every sample of
+    a group routes alike, so every advantage is 0, whatever the reward or the budget's ``lam``
+    says. One forced opening per candidate in every group makes each group compare the candidates
+    on its question.
+
+    Raises:
+        ValueError: A group is too small to hold every opening and one free sample.
+
+    Example:
+        >>> exploration_prefixes(8, 4, ["<search>a:", "<search>b:"])
+        ['<search>a:', '<search>b:', None, None, '<search>a:', '<search>b:', None, None]
+    """
+    if not openings:
+        return [None] * num_samples
+    if num_generations <= len(openings):
+        raise ValueError(
+            f"trainer.num_generations={num_generations} with {len(openings)} forced routes: a group needs "
+            "at least one free sample besides one forced route per candidate; raise num_generations"
+        )
+    return [
+        openings[j % num_generations] if j % num_generations < len(openings) else None
+        for j in range(num_samples)
+    ]
+
+
 def episode_stats(episodes: Sequence[Mapping[str, Any]], model_names: Sequence[str]) -> dict[str, float]:
     """Means over finished episodes (the env's ``info["episode"]`` records), keyed for logging.
 

@@ -86,6 +86,17 @@ class SFTTrajectory:
         return "".join(text for text, _ in self.segments)
 
 
+def route_opening(model: str, routes: str = "cheapest") -> str:
+    """The start of a warm-start trajectory that routes to ``model``, up to its ``<search>`` name:
+    what GRPO's exploration (``trainer.explore_routes``) forces a sample's first turn to begin with.
+
+    >>> route_opening("fake-small", "every_correct")
+    '<think>fake-small is likely to know this, so I will ask it.</think>\\n<search>fake-small:'
+    """
+    think = THINK_ROUTE if routes == "cheapest" else THINK_ROUTE_ANY
+    return f"<think>{think.format(model=model)}</think>\n<search>{model}:"
+
+
 def route_order(descriptors: Sequence[ModelDescriptor]) -> list[ModelDescriptor]:
     """Candidates cheapest first: output price (Router-R1's charge), then input price, then size."""
     return sorted(descriptors, key=lambda d: (d.price_out, d.price_in, d.params_b))
@@ -140,7 +151,6 @@ def synthesize_trajectories(
     results = pool.generate(requests)
     column = {d.name: j for j, d in enumerate(descriptors)}
     out = []
-    think = THINK_ROUTE if routes == "cheapest" else THINK_ROUTE_ANY
     for k, row in enumerate(rows):
         golden = [str(g) for g in row["golden_answers"]]
         for d in route_order(descriptors):
@@ -149,8 +159,7 @@ def synthesize_trajectories(
             if answer is None:
                 continue
             shown = truncate_tokens(result.text, info_token_cap, count_tokens)
-            search = f"<search>{d.name}: {sub_query(row)}</search>"
-            route = f"<think>{think.format(model=d.name)}</think>\n{search}"
+            route = f"{route_opening(d.name, routes)} {sub_query(row)}</search>"
             trajectory = SFTTrajectory(
                 question_id=str(row["id"]),
                 prompt=tuple(prompt_messages(row, descriptors, max_routes)),

@@ -290,6 +290,55 @@ def test_a_share_budget_prices_overspending_and_moves_lambda_by_dual_ascent(tok)
     assert [f.__name__ for f in funcs][-1] == "budget" and weights[-1] == 0.0
 
 
+def test_explored_routes_open_each_groups_first_samples_and_the_budget_measures_the_free_ones(tok):
+    """trainer.explore_routes: sample j of a group opens with candidate j's route, as router tokens."""
+    from rewards.budget import BudgetConfig
+    from rl_router.trainers.sft import route_opening
+
+    pool = fake_pool()
+    driver = RolloutDriver(grpo_env_factory(pool, tok), ROWS, tok, 64, 512)
+    openings = [route_opening(name, "every_correct") for name in ("fake-small", "fake-large")]
+    budget = BudgetConfig(share={"fake-large": 0.5}, lambda_lr=1.0)
+    rollout = TRLRollout(
+        driver,
+        warm_normalizer(),
+        RouterR1Reward(alpha=0.6),
+        budget=budget,
+        multiplier=0.2,
+        route_openings=openings,
+    )
+
+    def script(question: str, turn: int, k: int = 0) -> str:
+        if turn:
+            return ANSWER.format(a="Paris")
+        # samples 0 and 1 continue their forced opening; sample 2 is free and routes to the large one
+        return f" {question}</search>" if k < 2 else ROUTE_LARGE.format(q=question)
+
+    out = rollout.play(prompts_for(pool, ROWS[:1], 3), ScriptedRouter(tok, script), 3)
+    episodes = rollout.take_episodes()
+    assert [e["calls"] for e in episodes] == [{"fake-small": 1}, {"fake-large": 1}, {"fake-large": 1}]
+    assert [e["forced_prefix"] for e in episodes] == [True, True, False]
+    assert all(e["format_ok"] and e["correct"] == 1.0 for e in episodes)
+    for opening, ids, mask in zip(openings, out["completion_ids"], out["env_mask"], strict=False):
+        forced = tok(opening, add_special_tokens=False)["input_ids"]
+        assert ids[: len(forced)] == forced and all(mask[: len(forced)])  # the router's tokens: trained
+        assert episodes[openings.index(opening)]["completion"].startswith(opening)
+    assert out["logprobs"] is None  # forced tokens were not sampled
+    # the dual step sees the free sample only (share 1.0): lam = 0.2 + 1.0 * (1.0 - 0.5) / 0.5
+    assert rollout.multiplier == pytest.approx(1.2)  # all three (share 2/3) would give 0.533
+    with pytest.raises(ValueError, match="num_generations=2 with 2 forced routes"):
+        rollout.play(prompts_for(pool, ROWS[:1], 2), ScriptedRouter(tok, script), 2)
+
+
+def test_grpo_math_doctests():
+    """check_groups and exploration_prefixes examples in the module hold."""
+    import doctest
+
+    from rl_router.trainers import grpo_math
+
+    assert doctest.testmod(grpo_math, optionflags=doctest.ELLIPSIS).failed == 0
+
+
 def test_resuming_with_a_different_budget_setting_is_refused(tmp_path):
     from rewards.budget import BudgetConfig
     from rl_router.recipes.llm_router_grpo import resumed_multiplier

@@ -138,3 +138,12 @@ def test_warm_start_saves_a_loadable_router_and_refuses_no_data(tok, tmp_path):
 def test_trajectory_completion_joins_its_segments():
     t = SFTTrajectory("q", ({"role": "user", "content": "x"},), (("a", True), ("b", False)), "m", "y")
     assert t.completion == "ab"
+
+
+def test_doctests():
+    """route_opening, route_order and stated_answer examples in the module hold."""
+    import doctest
+
+    from rl_router.trainers import sft
+
+    assert doctest.testmod(sft).failed == 0
