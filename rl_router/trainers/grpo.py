@@ -116,7 +116,8 @@ class GRPOTrainerConfig:
     sft_batch_size: int = 4  # SFT trajectories per step
     sft_routes: str = "cheapest"  # the warm start's route: "cheapest" right candidate, or "every_correct"
     # in every group, one sample per candidate opens its first turn with the warm start's route to
-    # it (grpo_math.exploration_prefixes): a route the policy never samples still gets a gradient
+    # it (grpo_math.exploration_prefixes): a route the policy never samples still gets a gradient.
+    # Forced tokens carry no sampling logprobs, so TRL's vLLM importance correction gets none (untested)
     explore_routes: bool = False
     train_limit: int | None = None  # keep the first N training questions (smoke runs)
     eval_data: Any = None  # a data option for the held-out questions; None: the data option's own split
