@@ -47,7 +47,7 @@ from rl_router.rollout.boundary import (
     sft_sample,
 )
 from rl_router.rollout.driver import RolloutDriver, task_prompt
-from rl_router.rollout.env_factory import env_factory, env_schema
+from rl_router.rollout.env_factory import budget_env_maker, env_factory, env_schema
 from rl_router.run import METRICS, SFT_DIR, start_run
 from rl_router.trainers import sft
 from rl_router.trainers.grpo import (
@@ -131,12 +131,8 @@ def train(cfg: DictConfig, run_dir: Path, progress: bool | None = None) -> dict[
     pool = instantiate(cfg.pool, log_file=run.log_file)
     try:
         names = [d.name for d in pool.descriptors]
-        features_cfg = dataclasses.replace(env_cfg, mode="features")  # tier-index envs for fixed policies
-
-        def maker(rows: Sequence[dict], budget: Any = None) -> Callable[[], Any]:
-            options = features_cfg if budget is None else dataclasses.replace(features_cfg, budget=budget)
-            make = env_factory(options, pool=pool)
-            return lambda: make(rows)
+        # tier-index envs for the fixed policies (boundary rollouts, capped baselines)
+        maker = budget_env_maker(dataclasses.replace(env_cfg, mode="features"), pool)
 
         # ------------------------------------------------------------ boundary
         rows, table, small, large = boundary_stage(

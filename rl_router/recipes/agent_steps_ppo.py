@@ -20,7 +20,6 @@ bottom:
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from collections.abc import Sequence
@@ -42,7 +41,7 @@ from rl_router.rollout.boundary import (
     sft_sample,
     tier_demonstrations,
 )
-from rl_router.rollout.env_factory import env_factory
+from rl_router.rollout.env_factory import budget_env_maker
 from rl_router.run import VALIDATION_DIR, start_run
 from rl_router.trainers import ppo
 from rl_router.trainers.behaviour_cloning import behaviour_clone
@@ -87,11 +86,7 @@ def train(cfg: DictConfig, run_dir: Path, progress: bool = True) -> dict[str, An
     pool = instantiate(cfg.pool, log_file=run.log_file)
     try:
         names = [d.name for d in pool.descriptors]
-
-        def maker(rows: Sequence[dict], budget: Any = None):
-            options = env_cfg if budget is None else dataclasses.replace(env_cfg, budget=budget)
-            make = env_factory(options, pool=pool)
-            return lambda: make(rows)
+        maker = budget_env_maker(env_cfg, pool)
 
         # ------------------------------------------------------------ boundary
         rows, table, small, large = boundary_stage(

@@ -93,3 +93,19 @@ def env_factory(
         return construct(schema, examples=rows, **runtime)
 
     return make_env
+
+
+def budget_env_maker(env_cfg: AgentStepsConfig, pool: CandidatePool) -> Callable[..., Callable[[], gym.Env]]:
+    """``maker(rows, budget=None)``: a zero-argument agent_steps env constructor over ``rows``.
+
+    ``budget`` replaces ``env_cfg.budget`` (an eval cap: the same tasks under another budget); None
+    keeps the config's. What the agent_steps recipes hand to boundary rollouts, vector envs and the
+    capped evaluations.
+    """
+
+    def maker(rows: Sequence[Mapping[str, Any]], budget: Any = None) -> Callable[[], gym.Env]:
+        options = env_cfg if budget is None else dataclasses.replace(env_cfg, budget=budget)
+        make = env_factory(options, pool=pool)
+        return lambda: make(rows)
+
+    return maker
