@@ -1,16 +1,19 @@
-"""Operating points for LLM routers: the candidate named after ``<search>``, chosen with offsets.
+"""Operating points for LLM routers: the candidate the router names, chosen with offsets.
 
 An LLM router routes by writing ``<search>name: sub-query</search>``. Its choice of candidate is the
-name it writes right after ``<search>``; this module makes that choice explicit so that a
-:class:`~rl_router.routers.calibration.Calibration` can move it, as it moves a policy router's
-argmax:
+first candidate name it writes in the turn: in its ``<think>`` when it names one there (the warm
+start teaches ``<think>NAME is likely to know this, so I will ask it.</think>``; by ``<search>``
+such a router only copies that name), else right after ``<search>``. This module makes that choice
+explicit so that a :class:`~rl_router.routers.calibration.Calibration` can move it, as it moves a
+policy router's argmax:
 
-    choice = argmax_j (log p(name_j ":" | context, "<search>") + offset_j)
+    choice = argmax_j (log p(name_j | context, turn so far) + offset_j)
 
-with ``log p`` the router's own log-probability of each candidate's name (all of its tokens, then
-the colon), renormalised over the candidates. :class:`CalibratedTurns` is a
-:class:`~rl_router.generation.TurnGenerator`: it lets the router write until ``<search>`` (or the end of
-its turn), scores the names there, appends the chosen one and lets the router write the rest. With
+with ``log p`` the router's own log-probability of each candidate's name (all of its tokens; after
+``<search>`` also the colon), renormalised over the candidates. :class:`CalibratedTurns` is a
+:class:`~rl_router.generation.TurnGenerator`: it lets the router write until ``<search>`` (or the
+end of its turn), finds where the turn first names a candidate, scores the names there, writes the
+chosen one (in the think and again after ``<search>``) and lets the router write the rest. With
 zero offsets it picks the router's most likely name: a greedy router routes as before up to
 tokenisation at the name boundary.
 
@@ -18,7 +21,10 @@ Only the choice *between candidates* is calibrated: a turn that answers without 
 the router wrote it, so a share target is the share of routed calls (first turns, in
 ``rl-router calibrate``) that go to the target model. Fitting uses the same
 :func:`~rl_router.routers.calibration.fit_share_offsets` as policy routers, on the name
-log-probabilities of each calibration query's first ``<search>`` (:func:`first_choice_log_probs`).
+log-probabilities at each calibration query's first routing decision (:func:`first_choice_log_probs`).
+
+A think that names a candidate it then decides against (``NAME is too weak, so…``) is read as
+choosing it; the routers this project trains name their choice first.
 """
 
 from __future__ import annotations
@@ -71,8 +77,43 @@ def score_names(model: PreTrainedModel, contexts: list[list[int]], names: list[l
     return out - np.logaddexp.reduce(out, axis=1, keepdims=True)
 
 
+def first_mention(
+    tokenizer: PreTrainedTokenizerBase, ids: Sequence[int], names: Sequence[str]
+) -> tuple[int, str] | None:
+    """Where a turn's text first names a candidate before its ``<search>``: ``(k, gap)``.
+
+    ``k`` is the number of the turn's tokens before the name (the longest token prefix whose text
+    ends at or before it) and ``gap`` the text between those tokens and the name (``""`` or, with
+    BPE vocabularies that attach spaces to the next word, ``" "``), so that ``gap + name`` is what
+    the router writes after ``ids[:k]``. ``None`` when no name is written before ``<search>``, or
+    when one name is a prefix of another (an unterminated mention cannot tell them apart).
+    """
+    if any(a != b and b.startswith(a) for a in names for b in names):
+        return None
+    text = tokenizer.decode(list(ids), skip_special_tokens=True)
+    end = text.rfind(OPEN)
+    head = text[:end] if end >= 0 else text
+    found = [(head.find(n), n) for n in names if head.find(n) >= 0]
+    if not found:
+        return None
+    start = min(found)[0]
+    k = 0
+    for j in range(1, len(ids) + 1):
+        prefix = tokenizer.decode(list(ids[:j]), skip_special_tokens=True)
+        if len(prefix) > start or not text.startswith(prefix):
+            break
+        k = j
+    gap = text[len(tokenizer.decode(list(ids[:k]), skip_special_tokens=True)) : start]
+    return (k, gap) if gap.strip() == "" else None
+
+
 class CalibratedTurns:
-    """Router turns whose candidate name is chosen by ``argmax(log p(name) + offsets)``.
+    """Router turns whose candidate is chosen by ``argmax(log p(name) + offsets)``.
+
+    The choice is made where the turn first writes a candidate's name: in its ``<think>`` when it
+    names one there (``<think>NAME is likely to know this…``, as the warm start teaches; by
+    ``<search>`` such a router only copies the name, at near-certain probability), else right after
+    ``<search>``. The chosen name is written at that point, and again after ``<search>``.
 
     Args:
         model, tokenizer: The LLM router.
@@ -100,28 +141,62 @@ class CalibratedTurns:
         )
         self.rest = HFTurnGenerator(model, tokenizer, sample=False, chunk=chunk)
         self.last_log_probs: dict[int, np.ndarray] = {}  # row -> its name log p, for the last call
+        self.last_points: dict[int, str] = {}  # row -> "think" or "search": where it was chosen
 
     def __call__(self, contexts: list[list[int]], limits: list[int]) -> list[Segment]:
         heads = self.until_open(contexts, limits)
-        opened = [
-            i for i, s in enumerate(heads) if self._text(s.ids).endswith(OPEN) and len(s.ids) < limits[i]
-        ]
-        self.last_log_probs = {}
-        if not opened:
-            return heads
-        stems = [contexts[i] + heads[i].ids for i in opened]
-        log_probs = score_names(self.model, stems, self.name_ids)
-        choices = np.argmax(log_probs + self.offsets, axis=1)
-        heads_with_name = {}
-        for row, i, choice in zip(range(len(opened)), opened, choices, strict=True):
-            self.last_log_probs[i] = log_probs[row]
-            heads_with_name[i] = heads[i].ids + self.name_ids[int(choice)]
-        left = [max(limits[i] - len(heads_with_name[i]), 1) for i in opened]
-        tails = self.rest([contexts[i] + heads_with_name[i] for i in opened], left)
         out = list(heads)
-        for i, tail in zip(opened, tails, strict=True):
-            out[i] = Segment(heads_with_name[i] + tail.ids, None, tail.reason)
+        self.last_log_probs, self.last_points = {}, {}
+        opened = [i for i, s in enumerate(heads) if self._opened(s.ids, limits[i])]
+        at_search: dict[int, tuple[list[int], int]] = {}  # row -> (ids up to <search>, choice)
+        in_think = {}
+        for i in opened:
+            point = first_mention(self.tokenizer, heads[i].ids, self.names)
+            if point is None:
+                continue
+            k, gap = point
+            variants = [
+                list(self.tokenizer(gap + n, add_special_tokens=False)["input_ids"]) for n in self.names
+            ]
+            log_probs = score_names(self.model, [contexts[i] + heads[i].ids[:k]], variants)[0]
+            choice = int(np.argmax(log_probs + self.offsets))
+            self.last_log_probs[i], self.last_points[i] = log_probs, "think"
+            forced = heads[i].ids[:k] + variants[choice]
+            if heads[i].ids[: len(forced)] == forced:  # the router's own name: its head stands
+                at_search[i] = (heads[i].ids, choice)
+            else:
+                in_think[i] = (forced, choice)
+        if in_think:
+            rows = list(in_think)
+            again = self.until_open(
+                [contexts[i] + in_think[i][0] for i in rows],
+                [max(limits[i] - len(in_think[i][0]), 1) for i in rows],
+            )
+            for i, seg in zip(rows, again, strict=True):
+                ids = in_think[i][0] + seg.ids
+                if self._opened(ids, limits[i]):
+                    at_search[i] = (ids, in_think[i][1])
+                else:  # the forced name led to a turn that does not route: it stands as written
+                    out[i] = Segment(ids, None, seg.reason)
+        plain = [i for i in opened if i not in self.last_log_probs]
+        if plain:
+            log_probs = score_names(self.model, [contexts[i] + heads[i].ids for i in plain], self.name_ids)
+            for row, i in enumerate(plain):
+                self.last_log_probs[i], self.last_points[i] = log_probs[row], "search"
+                at_search[i] = (heads[i].ids, int(np.argmax(log_probs[row] + self.offsets)))
+        if not at_search:
+            return out
+        rows = sorted(at_search)
+        named = {i: at_search[i][0] + self.name_ids[at_search[i][1]] for i in rows}
+        tails = self.rest(
+            [contexts[i] + named[i] for i in rows], [max(limits[i] - len(named[i]), 1) for i in rows]
+        )
+        for i, tail in zip(rows, tails, strict=True):
+            out[i] = Segment(named[i] + tail.ids, None, tail.reason)
         return out
+
+    def _opened(self, ids: Sequence[int], limit: int) -> bool:
+        return self._text(ids).endswith(OPEN) and len(ids) < limit
 
     def _text(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)

@@ -23,7 +23,13 @@ from rl_router.generation import chat_prompt_ids
 from rl_router.hub import export_router
 from rl_router.routers.calibration import CALIBRATION, decide, fit_share_offsets
 from rl_router.routers.llm import LLMRouter
-from rl_router.routers.llm_choice import CalibratedTurns, first_choice_log_probs, name_ids
+from rl_router.routers.llm_choice import (
+    CalibratedTurns,
+    first_choice_log_probs,
+    first_mention,
+    name_ids,
+    score_names,
+)
 
 QUERIES = [f"Question {i}: what is {i} plus {i + 3}?" for i in range(16)]
 
@@ -63,15 +69,17 @@ def _teach_the_protocol(router: LLMRouter, steps: int = 150) -> None:
     model.eval()
 
 
-def _teach_short(tok, model, contexts: list[list[int]], steps: int = 60) -> None:
-    """Teach the routing turn after short contexts, one padded batch per step."""
+def _teach_short(tok, model, contexts: list[list[int]], steps: int = 60, think: str = "Ask.") -> None:
+    """Teach the routing turn after short contexts, one padded batch per step (``think`` may name
+    the turn's candidate as ``{name}``)."""
     rng = np.random.default_rng(0)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(steps):
         seqs, labels = [], []
         for context in contexts:
             name = ("fake-small", "fake-large")[int(rng.integers(2))]
-            turn = tok(f"<think>Ask.</think>\n<search>{name}: q</search>", add_special_tokens=False)
+            text = f"<think>{think.format(name=name)}</think>\n<search>{name}: q</search>"
+            turn = tok(text, add_special_tokens=False)
             turn_ids = turn["input_ids"] + [tok.eos_token_id]
             seqs.append(context + turn_ids)
             labels.append([-100] * len(context) + turn_ids)
@@ -114,6 +122,64 @@ def test_offsets_fitted_on_name_log_probs_move_the_generated_routes(taught):
         texts = [tok.decode(t.ids) for t in turns]
         assert sum("<search>fake-large:" in t for t in texts) == round(16 * share)
         assert all(t.endswith("</search>") and t.count("<search>") == 1 for t in texts)  # a whole turn
+
+
+NAMES = ["fake-small", "fake-large"]
+
+
+@pytest.mark.parametrize(
+    ("turn", "before", "gap"),
+    [
+        ("<think>fake-large knows this.</think>\n<search>", "<think>", ""),
+        ("<think>I will ask fake-small now.</think>\n<search>", "<think>I will ask", " "),
+        ("<think>Ask fake-small, not fake-large.</think>\n<search>", "<think>Ask", " "),
+    ],
+)
+def test_first_mention_finds_the_token_boundary_before_the_first_name(turn, before, gap):
+    tok = tiny_tokenizer()
+    ids = tok(turn, add_special_tokens=False)["input_ids"]
+    k, found_gap = first_mention(tok, ids, NAMES)
+    assert tok.decode(ids[:k]) == before and found_gap == gap
+
+
+@pytest.mark.parametrize(
+    ("turn", "names"),
+    [
+        ("<think>Ask.</think>\n<search>", NAMES),  # named only after <search>
+        ("<think>Ask.</think>\n<search>fake-small: q</search>", NAMES),  # not before the <search>
+        ("<think>fake-large knows.</think>\n<search>", ["fake-large", "fake-large-2"]),  # prefix names
+    ],
+)
+def test_no_think_decision_without_an_unambiguous_name_before_search(turn, names):
+    tok = tiny_tokenizer()
+    assert first_mention(tok, tok(turn, add_special_tokens=False)["input_ids"], names) is None
+
+
+@pytest.fixture(scope="module")
+def taught_to_name_in_think():
+    tok = tiny_tokenizer()
+    model = tiny_model(tok, seed=2)
+    contexts = [
+        tok(f"<|user|>{i} plus {i + 3}?<|assistant|>", add_special_tokens=False)["input_ids"]
+        for i in range(16)
+    ]
+    torch.manual_seed(0)
+    _teach_short(tok, model, contexts, steps=80, think="{name} knows.")
+    return tok, model, contexts
+
+
+def test_a_router_that_names_its_choice_in_the_think_is_calibrated_there(taught_to_name_in_think):
+    tok, model, contexts = taught_to_name_in_think
+    own = CalibratedTurns(model, tok, NAMES, [0.0, 0.0])
+    log_probs, routed = first_choice_log_probs(own, contexts, 40)
+    assert routed.all() and set(own.last_points.values()) == {"think"}
+    for share in (0.25, 0.75):
+        offsets = fit_share_offsets(log_probs, 1, share)
+        texts = [tok.decode(t.ids) for t in CalibratedTurns(model, tok, NAMES, offsets)(contexts, [40] * 16)]
+        assert sum("<search>fake-large:" in t for t in texts) == round(16 * share)
+        for text in texts:  # the think names the candidate the turn then asks, in every turn
+            name = "fake-large" if "<search>fake-large:" in text else "fake-small"
+            assert text.startswith(f"<think>{name} knows.</think>") and text.endswith("</search>")
 
 
 @pytest.fixture(scope="module")
