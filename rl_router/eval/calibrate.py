@@ -27,9 +27,10 @@ query; the offsets are one per tier, fitted by replaying the router's LoCoMo tra
 (:mod:`rl_router.eval.memory_tiers_calibrate`; ``pool=<option>`` serves its tiers instead of the
 recorded pool). ``prompts=`` does not apply: a question is routed over its conversation.
 
-LLM routers take share targets: the offsets act on the candidate each ``<search>`` names
-(:mod:`rl_router.routers.llm_choice`), fitted on the names' log-probabilities at each calibration
-query's first ``<search>``; the share is of the first turns that route (a first turn that answers
+LLM routers take share targets: the offsets act on the candidate each routing turn names
+(:mod:`rl_router.routers.llm_choice`: where the turn first writes a candidate's name, in its think
+or after ``<search>``), fitted on the names' log-probabilities at each calibration query's first
+routing decision; the share is of the first turns that route (a first turn that answers
 by itself is not a routing decision). Cost targets are for policy routers only.
 """
 
@@ -219,9 +220,10 @@ def fit_calibration(
 
 
 def llm_first_choices(router: LLMRouter, prompts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """The router's candidate-name log-probabilities at the first ``<search>`` of each prompt's
-    episode, ``[n, m]``, and which first turns routed at all, ``bool [n]`` (what LLM-router offsets
-    are fitted on, here and in ``rl-router serve``'s per-request targets).
+    """The router's candidate-name log-probabilities at the first routing decision of each prompt's
+    episode (where its first turn first names a candidate), ``[n, m]``, and which first turns
+    routed at all, ``bool [n]`` (what LLM-router offsets are fitted on, here and in
+    ``rl-router serve``'s per-request targets).
 
     Raises:
         ValueError: no first turn routes on these prompts (there is no decision for offsets to move).

@@ -8,7 +8,7 @@ A :class:`Routing` answers one validated :class:`ChatRequest` with a :class:`Rep
   else none) and calls the best one the budget allows; if that call fails, the next in the ranking
   that the budget allows (each failure is a counted fallback); all failed: 502 with the reasons. An
   **LLM router** plays one whole Router-R1 episode (:meth:`LLMRouter.play`) whose ``<answer>`` is
-  the reply, its choice of candidate at each ``<search>`` moved by the request's share target's
+  the reply, its choice of candidate in each routing turn moved by the request's share target's
   offsets (else its ``calibration.json``'s, else none); its candidate calls go through a
   :class:`BudgetPool` that refuses a call the budget cannot pay for before it is made (the env
   shows the router that refusal, as it shows any failure).
@@ -394,7 +394,7 @@ class LLMRouting(Routing):
 
     Its operating point: a request's share target (``targets``: the offsets of
     :class:`~rl_router.serve.targets.TargetOffsets`, applied by
-    :class:`~rl_router.routers.llm_choice.CalibratedTurns` to the name each ``<search>`` writes),
+    :class:`~rl_router.routers.llm_choice.CalibratedTurns` to the name each routing turn writes),
     else the router's ``calibration.json``, else its own choices.
 
     Args:

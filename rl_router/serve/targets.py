@@ -14,8 +14,9 @@ router would be after ``rl-router calibrate target=T rows=<calibration_rows>``.
 An LLM router (:meth:`TargetOffsets.from_llm_training`) takes share targets by the same machinery
 as ``rl-router calibrate`` for LLM routers (:func:`rl_router.eval.calibrate.fit_llm_calibration`):
 the expensive part, the router's first turn on every calibration row and the log-probabilities of
-the candidate names at its first ``<search>`` (:func:`~rl_router.routers.llm_choice.first_choice_log_probs`),
-is computed ONCE per replica, at start, on a seed-0 subset of ``llm_calibration_rows`` training rows;
+the candidate names at its first routing decision
+(:func:`~rl_router.routers.llm_choice.first_choice_log_probs`), is computed ONCE per replica, at
+start, on a seed-0 subset of ``llm_calibration_rows`` training rows;
 each distinct share target is then one :func:`~rl_router.routers.calibration.fit_share_offsets` (a
 sort of at most that many margins, microseconds) and is kept in the same LRU, so a repeated target
 costs a dictionary look-up. Cost targets are refused for LLM routers, as ``rl-router calibrate``
@@ -111,7 +112,7 @@ class TargetOffsets:
 
     @classmethod
     def from_llm_training(cls, router: LLMRouter, rows: int | None) -> TargetOffsets:
-        """An LLM router's name log-probabilities at the first ``<search>`` of each calibration row.
+        """An LLM router's name log-probabilities at the first routing decision of each calibration row.
 
         The rows and the computation are :func:`~rl_router.eval.calibrate.fit_llm_calibration`'s
         for ``rl-router calibrate rows=<rows>`` (the offsets are checked equal in
