@@ -8,9 +8,10 @@ decodes exactly, with an EOS, a pad token and a chat template; nothing is downlo
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from envs.router_r1_protocol import PROMPT_TEMPLATE
@@ -219,3 +220,35 @@ def tiny_data_overrides(tmp_path: Path) -> list[str]:
         f"trainer.eval_data={{_target_:rl_router.data.qa.load_qa_file,path:'{data}'}}",
         "trainer.progress=false",
     ]
+
+
+# one teaching example: context token ids (not learnt), then text parts, each learnt or not
+Example = tuple[list[int], list[tuple[str, bool]]]
+
+
+def teach(model, tokenizer, sample: Callable[[np.random.Generator], list[Example]], steps: int) -> None:
+    """Adam (lr 1e-2) on one padded batch per step: ``sample(rng)`` gives the step's examples; the loss
+    covers the learnt parts and a closing EOS. Leaves ``model`` in eval mode."""
+    model.train()
+    rng = np.random.default_rng(0)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(steps):
+        seqs, labels = [], []
+        for context, parts in sample(rng):
+            ids, label = list(context), [-100] * len(context)
+            for text, learn in parts:
+                part = tokenizer(text, add_special_tokens=False)["input_ids"]
+                ids += part
+                label += part if learn else [-100] * len(part)
+            seqs.append([*ids, tokenizer.eos_token_id])
+            labels.append([*label, tokenizer.eos_token_id])
+        width = max(map(len, seqs))
+        pad = [width - len(x) for x in seqs]
+        batch = torch.tensor([x + [tokenizer.pad_token_id] * n for x, n in zip(seqs, pad, strict=True)])
+        mask = torch.tensor([[1] * len(x) + [0] * n for x, n in zip(seqs, pad, strict=True)])
+        target = torch.tensor([x + [-100] * n for x, n in zip(labels, pad, strict=True)])
+        loss = model(input_ids=batch, attention_mask=mask, labels=target).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()

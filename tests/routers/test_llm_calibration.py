@@ -13,7 +13,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from grpo_helpers import tiny_data_overrides, tiny_model, tiny_tokenizer
+from grpo_helpers import teach, tiny_data_overrides, tiny_model, tiny_tokenizer
 from omegaconf import OmegaConf
 
 from rl_router import load_router
@@ -28,7 +28,6 @@ from rl_router.routers.llm_choice import (
     first_choice_log_probs,
     first_mention,
     name_ids,
-    score_names,
 )
 
 QUERIES = [f"Question {i}: what is {i} plus {i + 3}?" for i in range(16)]
@@ -70,29 +69,17 @@ def _teach_the_protocol(router: LLMRouter, steps: int = 150) -> None:
 
 
 def _teach_short(tok, model, contexts: list[list[int]], steps: int = 60, think: str = "Ask.") -> None:
-    """Teach the routing turn after short contexts, one padded batch per step (``think`` may name
-    the turn's candidate as ``{name}``)."""
-    rng = np.random.default_rng(0)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(steps):
-        seqs, labels = [], []
-        for context in contexts:
-            name = ("fake-small", "fake-large")[int(rng.integers(2))]
-            text = f"<think>{think.format(name=name)}</think>\n<search>{name}: q</search>"
-            turn = tok(text, add_special_tokens=False)
-            turn_ids = turn["input_ids"] + [tok.eos_token_id]
-            seqs.append(context + turn_ids)
-            labels.append([-100] * len(context) + turn_ids)
-        width = max(map(len, seqs))
-        pad = [width - len(x) for x in seqs]
-        ids = torch.tensor([x + [tok.pad_token_id] * n for x, n in zip(seqs, pad, strict=True)])
-        mask = torch.tensor([[1] * len(x) + [0] * n for x, n in zip(seqs, pad, strict=True)])
-        target = torch.tensor([x + [-100] * n for x, n in zip(labels, pad, strict=True)])
-        loss = model(input_ids=ids, attention_mask=mask, labels=target).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    model.eval()
+    """The routing turn after short contexts, either name half of the time (``think`` may name the
+    turn's candidate as ``{name}``)."""
+
+    def sample(rng):
+        names = [("fake-small", "fake-large")[int(rng.integers(2))] for _ in contexts]
+        return [
+            (context, [(f"<think>{think.format(name=n)}</think>\n<search>{n}: q</search>", True)])
+            for context, n in zip(contexts, names, strict=True)
+        ]
+
+    teach(model, tok, sample, steps)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import numpy as np
 import openai
 import pytest
 import torch
-from grpo_helpers import tiny_model, tiny_tokenizer
+from grpo_helpers import teach, tiny_model, tiny_tokenizer
 from omegaconf import OmegaConf
 from serve_helpers import compose, serving
 
@@ -31,42 +31,22 @@ ANSWERS = {"fake-small": "Paris", "fake-large": "42"}  # what each fake candidat
 
 
 def _teach_episodes(router, questions: list[str], steps: int = 150) -> None:
-    """Adam steps on whole episodes: a route to either name, the env's information block, an answer.
+    """Whole episodes: a route to either name, the env's information block (not learnt), an answer."""
+    tok = router.tokenizer
 
-    The loss covers the router's two turns, not the prompt or the information block (env tokens).
-    """
-    tok, model = router.tokenizer, router.model.train()
-    rng = np.random.default_rng(0)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(steps):
-        seqs, labels = [], []
+    def sample(rng):
+        examples = []
         for i in rng.choice(len(questions), 6, replace=False):
             name = router.model_names[int(rng.integers(2))]
-            prompt = chat_prompt_ids(tok, router.prompt(questions[i]))
             parts = [
                 (f"<think>Ask.</think>\n<search>{name}: sum</search>", True),
                 (information_block(ANSWERS[name]), False),
                 (f"<think>Done.</think>\n<answer>{ANSWERS[name]}</answer>", True),
             ]
-            ids, label = list(prompt), [-100] * len(prompt)
-            for text, learn in parts:
-                part = tok(text, add_special_tokens=False)["input_ids"]
-                ids += part
-                label += part if learn else [-100] * len(part)
-            ids.append(tok.eos_token_id)
-            label.append(tok.eos_token_id)
-            seqs.append(ids)
-            labels.append(label)
-        width = max(map(len, seqs))
-        pad = [width - len(x) for x in seqs]
-        batch = torch.tensor([x + [tok.pad_token_id] * n for x, n in zip(seqs, pad, strict=True)])
-        mask = torch.tensor([[1] * len(x) + [0] * n for x, n in zip(seqs, pad, strict=True)])
-        target = torch.tensor([x + [-100] * n for x, n in zip(labels, pad, strict=True)])
-        loss = model(input_ids=batch, attention_mask=mask, labels=target).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    model.eval()
+            examples.append((chat_prompt_ids(tok, router.prompt(questions[i])), parts))
+        return examples
+
+    teach(router.model, tok, sample, steps)
 
 
 @pytest.fixture(scope="module", autouse=True)
