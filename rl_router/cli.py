@@ -77,6 +77,25 @@ def run_dir_resolver(resume: str | None, root: str, name: str) -> str:
     return f"{root}/{name}/{datetime.now():%Y-%m-%d_%H-%M-%S}"
 
 
+def _register() -> None:
+    """The structured configs and the run-dir resolver that ``conf/`` needs (once per process)."""
+    from rl_router.registry import register_configs
+
+    register_configs()
+    if not OmegaConf.has_resolver("rl_run_dir"):
+        OmegaConf.register_new_resolver("rl_run_dir", run_dir_resolver, use_cache=True)
+
+
+def compose_config(name: str, overrides: list[str]) -> DictConfig:
+    """The root config ``name`` of ``conf/`` with ``overrides``, composed outside a Hydra app (for
+    scripts that call a command's function directly)."""
+    from hydra import compose, initialize_config_dir
+
+    _register()
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        return compose(config_name=name, overrides=overrides)
+
+
 def _train(cfg: DictConfig) -> None:
     from rl_router.recipes import run_training
 
@@ -120,8 +139,6 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``rl-router`` console script."""
     import hydra
 
-    from rl_router.registry import register_configs
-
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(usage())
@@ -131,9 +148,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"rl-router: unknown command {command!r}\n\n{usage()}", file=sys.stderr)
         raise SystemExit(2)
 
-    register_configs()
-    if not OmegaConf.has_resolver("rl_run_dir"):
-        OmegaConf.register_new_resolver("rl_run_dir", run_dir_resolver, use_cache=True)
+    _register()
     config_name = COMMANDS[command][0]
     app = hydra.main(config_path=str(conf_dir()), config_name=config_name, version_base="1.3")(TASKS[command])
     sys.argv = [f"rl-router {command}", *overrides]

@@ -44,23 +44,9 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def compose(overrides: list[str]):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from omegaconf import OmegaConf
-
-    from rl_router.cli import conf_dir, run_dir_resolver
-    from rl_router.registry import register_configs
-
-    register_configs()
-    if not OmegaConf.has_resolver("rl_run_dir"):
-        OmegaConf.register_new_resolver("rl_run_dir", run_dir_resolver, use_cache=True)
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        return hydra_compose(config_name="config", overrides=overrides)
-
-
 def main() -> None:
     args = parse_args()
+    from rl_router.cli import compose_config
     from rl_router.recipes.llm_router_grpo import train as train_llm_router
 
     overrides = [
@@ -74,7 +60,7 @@ def main() -> None:
         f"trainer.eval_limit={'null' if args.eval_questions is None else args.eval_questions}",
         *args.overrides,
     ]
-    cfg = compose(overrides)
+    cfg = compose_config("config", overrides)
     run_dir = Path(args.out) / f"{datetime.now():%Y-%m-%d_%H-%M-%S}"
     started = time.perf_counter()
     result = train_llm_router(cfg, run_dir)

@@ -85,21 +85,10 @@ def deploy_noop(max_ongoing_requests: int) -> str:
     return "/noop/v1"
 
 
-def compose(name: str, overrides: list[str]):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    from rl_router.cli import conf_dir
-    from rl_router.registry import register_configs
-
-    register_configs()
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        return hydra_compose(config_name=name, overrides=overrides)
-
-
 def make_run(path: Path, failing_half: bool, local_pool: bool = False) -> Path:
     """A run directory: the default config over the fake (or local) pool, random weights at step 1."""
     from rl_router.checkpoint import save_checkpoint
+    from rl_router.cli import compose_config
     from rl_router.routers.policy import build_policy, pool_descriptors
 
     # half a CPU per engine actor: with the Serve replica the two fit the two cores Ray Serve starts with
@@ -109,7 +98,7 @@ def make_run(path: Path, failing_half: bool, local_pool: bool = False) -> Path:
         overrides += ["pool.models.0.fake.answers=[]", "pool.models.1.fake.answers=[]"]  # echo the prompt
     if failing_half:
         overrides.append("pool.models.1.fake.failure_rate=0.5")
-    cfg = compose("config", overrides)
+    cfg = compose_config("config", overrides)
     path.mkdir(parents=True)
     OmegaConf.save(cfg, path / "config.yaml", resolve=True)
     torch.manual_seed(0)
@@ -190,6 +179,7 @@ def main() -> None:
 
     from ray import serve
 
+    from rl_router.cli import compose_config
     from rl_router.config import typed
     from rl_router.serve.build import resolve
     from rl_router.serve.deployment import start
@@ -198,7 +188,7 @@ def main() -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     run = make_run(Path(tempfile.mkdtemp(prefix="bench_serve_")) / "run", args.failing_half, args.local_pool)
-    config = typed(compose("serve", [f"checkpoint={run}", f"serve.port={port}"]))
+    config = typed(compose_config("serve", [f"checkpoint={run}", f"serve.port={port}"]))
     url = start(config, resolve(config))
     texts = prompts(args.requests, args.fresh_prompts)
     extra = {"routing": {"target": {"share": 1.0, "model": "fake-large"}}} if args.failing_half else None

@@ -33,18 +33,6 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def compose(config_name: str, overrides: list[str]):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    from rl_router.cli import conf_dir
-    from rl_router.registry import register_configs
-
-    register_configs()
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        return hydra_compose(config_name=config_name, overrides=overrides)
-
-
 def heldout_questions(run: Path) -> list[str]:
     """The run's held-out questions: those its recipe evaluated (``trainer.eval_data`` when set)."""
     from omegaconf import OmegaConf
@@ -60,6 +48,7 @@ def heldout_questions(run: Path) -> list[str]:
 def main() -> None:
     args = parse_args()
     from rl_router import load_router
+    from rl_router.cli import compose_config
     from rl_router.eval.calibrate import run_calibrate
     from rl_router.routers.calibration import CALIBRATION
 
@@ -71,7 +60,7 @@ def main() -> None:
         overrides = [f"checkpoint={args.run.resolve()}", f"target.share={target}"]
         if args.model:
             overrides.append(f"target.model={args.model}")
-        calibration = run_calibrate(compose("calibrate", overrides))
+        calibration = run_calibrate(compose_config("calibrate", overrides))
         model = calibration.target["model"]
         router = load_router(args.run)
         routes = router.route(questions)
