@@ -32,7 +32,12 @@ from pathlib import Path
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sft-steps", type=int, default=30, help="SFT warm-start steps")
+    parser.add_argument(
+        "--sft-steps",
+        type=int,
+        default=None,
+        help="SFT warm-start steps (default: 30; 0 with --pool fake, whose canned replies state no answer)",
+    )
     parser.add_argument("--grpo-steps", type=int, default=20, help="GRPO optimizer steps")
     parser.add_argument("--questions", type=int, default=None, help="training questions (default: all 77)")
     parser.add_argument(
@@ -46,6 +51,9 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
+    if args.sft_steps is None:
+        # The warm start imitates replies that state a golden answer; the fake pool's never do.
+        args.sft_steps = 0 if args.pool == "fake" else 30
     from rl_router.cli import compose_config
     from rl_router.recipes.llm_router_grpo import train as train_llm_router
 
