@@ -26,20 +26,13 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 @pytest.fixture
 def compose():
     """Compose a root config (``config``, ``eval`` or ``export``) with overrides, as the CLI does."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from omegaconf import OmegaConf
-
-    from rl_router.cli import conf_dir, run_dir_resolver
+    from rl_router.cli import compose_config
     from rl_router.registry import register_configs
 
-    register_configs()
-    if not OmegaConf.has_resolver("rl_run_dir"):
-        OmegaConf.register_new_resolver("rl_run_dir", run_dir_resolver, use_cache=True)
+    register_configs()  # now, not at the first compose: some tests read the schemas from the ConfigStore
 
     def _compose(overrides: list[str] | None = None, config_name: str = "config"):
-        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-            return hydra_compose(config_name=config_name, overrides=overrides or [])
+        return compose_config(config_name, overrides or [])
 
     return _compose
 

@@ -27,15 +27,9 @@ NAMES = ["mixtral-8x7b", "gpt-4"]
 
 
 def compose(config_name: str, overrides: list[str]):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+    from rl_router.cli import compose_config
 
-    from rl_router.cli import conf_dir
-    from rl_router.registry import register_configs
-
-    register_configs()
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        return hydra_compose(config_name=config_name, overrides=overrides)
+    return compose_config(config_name, overrides)
 
 
 @pytest.fixture(scope="module")
