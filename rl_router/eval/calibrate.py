@@ -205,16 +205,15 @@ def fit_calibration(
         dollars = float(np.mean([cost_model["expected_dollars"][names[i]] for i in choice]))
     else:
         dollars = None
-    return Calibration(
+    return Calibration.fitted(
         target=target_json,
         models=names,
-        offsets=[float(v) for v in offsets],
+        offsets=offsets,
         weights_sha256=router.weights_digest(),
-        fitted_on={"source": source, "rows": len(prompts)},
-        achieved={
-            "route_share": {n: float(np.mean(choice == j)) for j, n in enumerate(names)},
-            "dollars_per_query": dollars,
-        },
+        choices=choice,
+        source=source,
+        rows=len(prompts),
+        dollars_per_query=dollars,
         cost_model=cost_model,
     )
 
@@ -256,16 +255,15 @@ def fit_llm_calibration(
     log_probs, routed = llm_first_choices(router, prompts)
     offsets = fit_share_offsets(log_probs, names.index(model), target.share)
     choice = decide(log_probs, offsets)
-    return Calibration(
+    return Calibration.fitted(
         target={"share": target.share, "model": model},
         models=names,
-        offsets=[float(v) for v in offsets],
+        offsets=offsets,
         weights_sha256=router.weights_digest(),
-        fitted_on={"source": f"{source}; {int(routed.sum())} first turns routed", "rows": len(prompts)},
-        achieved={
-            "route_share": {n: float(np.mean(choice == j)) for j, n in enumerate(names)},
-            "dollars_per_query": None,
-        },
+        choices=choice,
+        source=f"{source}; {int(routed.sum())} first turns routed",
+        rows=len(prompts),
+        dollars_per_query=None,
     )
 
 

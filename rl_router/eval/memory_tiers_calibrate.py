@@ -157,16 +157,15 @@ def fit_tier_calibration(
             "expected_dollars": {t: float(c) for t, c in zip(tiers, expected, strict=True)},
             "source": "mean module dollars per decision of all-Low / all-Mid / all-High on these rows",
         }
-    return Calibration(
+    return Calibration.fitted(
         target=target,
         models=tiers,
-        offsets=[float(v) for v in offsets],
+        offsets=offsets,
         weights_sha256=router.weights_digest(),
-        fitted_on={"source": f"{source}; {len(choices)} module decisions", "rows": len(rows)},
-        achieved={
-            "route_share": {t: float(np.mean(choices == j)) for j, t in enumerate(tiers)},
-            "dollars_per_query": float(np.mean([r["cost_usd"] for r in records])),
-        },
+        choices=choices,
+        source=f"{source}; {len(choices)} module decisions",
+        rows=len(rows),
+        dollars_per_query=float(np.mean([r["cost_usd"] for r in records])),
         cost_model=cost_model,
     )
 

@@ -75,6 +75,36 @@ class Calibration:
     achieved: dict[str, Any]
     cost_model: dict[str, Any] | None = None
 
+    @classmethod
+    def fitted(
+        cls,
+        *,
+        target: dict[str, Any],
+        models: Sequence[str],
+        offsets: np.ndarray | Sequence[float],
+        weights_sha256: str,
+        choices: np.ndarray,
+        source: str,
+        rows: int,
+        dollars_per_query: float | None,
+        cost_model: dict[str, Any] | None = None,
+    ) -> Calibration:
+        """A calibration with what it achieved on the rows it was fitted on: each candidate's share
+        of ``choices`` (``int [n]``, candidate indices) and the mean dollars (None if unknown)."""
+        choices = np.asarray(choices)
+        return cls(
+            target=target,
+            models=list(models),
+            offsets=[float(v) for v in offsets],
+            weights_sha256=weights_sha256,
+            fitted_on={"source": source, "rows": rows},
+            achieved={
+                "route_share": {n: float(np.mean(choices == j)) for j, n in enumerate(models)},
+                "dollars_per_query": dollars_per_query,
+            },
+            cost_model=cost_model,
+        )
+
     def decide(self, log_probs: np.ndarray) -> np.ndarray:
         """``int64 [n]``: the candidate index per row of ``log_probs [n, m]`` under the offsets."""
         return decide(log_probs, np.asarray(self.offsets, dtype=np.float64))
