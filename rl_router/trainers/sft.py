@@ -25,6 +25,7 @@ are left out (their trajectory would teach a wrong answer).
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import uuid
@@ -51,6 +52,8 @@ if TYPE_CHECKING:
 
     from rl_router.trainers.grpo import GRPOTrainerConfig
 
+log = logging.getLogger(__name__)
+
 THINK_ROUTE = "{model} is the cheapest candidate likely to know this, so I will ask it."
 THINK_ROUTE_ANY = "{model} is likely to know this, so I will ask it."
 # How the warm start picks a question's route among the candidates whose reply states a golden answer:
@@ -60,6 +63,8 @@ THINK_ROUTE_ANY = "{model} is likely to know this, so I will ask it."
 # certain where several candidates answer; on the tiny bench its SmolLM2 share of capitals was 0.20,
 # still too rare for GRPO's groups, which is what trainer.explore_routes is for).
 SFT_ROUTES = ("cheapest", "every_correct")
+# A candidate failing on more than this share of the warm start's questions stops it (check_candidate_errors)
+MAX_ERROR_SHARE = 0.5
 THINK_ANSWER = "The information answers the question."
 
 
@@ -151,6 +156,7 @@ def synthesize_trajectories(
     requests = [direct_request(d.name, row) for row in rows for d in descriptors]
     results = pool.generate(requests)
     column = {d.name: j for j, d in enumerate(descriptors)}
+    check_candidate_errors(descriptors, results, len(rows))
     out = []
     for k, row in enumerate(rows):
         golden = [str(g) for g in row["golden_answers"]]
@@ -177,6 +183,38 @@ def synthesize_trajectories(
             if routes == "cheapest":
                 break
     return out
+
+
+def check_candidate_errors(
+    descriptors: Sequence[ModelDescriptor], results: Sequence[Any], n_rows: int
+) -> dict[str, int]:
+    """Failed calls per candidate among the warm start's (row-major, one per row and candidate).
+
+    A candidate whose calls fail on more than :data:`MAX_ERROR_SHARE` of the questions would leave
+    the warm start without its routes (it would quietly learn never to ask it), so that is an error;
+    fewer failures are logged. Returns the failure count per candidate.
+
+    Raises:
+        RuntimeError: A candidate failed on more than ``MAX_ERROR_SHARE`` of the questions (names it,
+            with its first error).
+    """
+    errors = {d.name: 0 for d in descriptors}
+    first: dict[str, str] = {}
+    for i, result in enumerate(results):
+        if not result.ok:
+            name = descriptors[i % len(descriptors)].name
+            errors[name] += 1
+            first.setdefault(name, str(result.error))
+    for name, count in errors.items():
+        if count > MAX_ERROR_SHARE * n_rows:
+            raise RuntimeError(
+                f"SFT warm start: candidate {name} failed on {count} of {n_rows} questions (first error: "
+                f"{first[name]}); the warm start would never route to it. Check the pool (an engine that "
+                "died or timed out, e.g. with other jobs on the cores) and run again"
+            )
+        if count:
+            log.warning("SFT warm start: candidate %s failed on %d of %d questions", name, count, n_rows)
+    return errors
 
 
 def tokenize_trajectory(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from grpo_helpers import ROWS, env_factory, fake_pool, tiny_model, tiny_tokenizer
+from grpo_helpers import ROWS, env_factory, fake_pool, fake_pool_config, tiny_model, tiny_tokenizer
 
 from rl_router.trainers.grpo import GRPOTrainerConfig
 from rl_router.trainers.sft import (
@@ -39,6 +39,25 @@ def test_routes_to_the_cheapest_candidate_that_answers_and_skips_the_rest(tok):
         ("math/0", "fake-large", "42"),  # only the expensive one knows
     ]  # Peru: nobody answers Lima, so no trajectory
     assert [d.name for d in route_order(pool.descriptors)] == ["fake-small", "fake-large"]
+
+
+def test_a_candidate_that_fails_most_calls_stops_the_warm_start_and_fewer_failures_are_counted(tok, caplog):
+    from rl_router.pool import build_pool
+
+    cfg = fake_pool_config()
+    cfg.models[1].fake.failure_rate = 1.0  # fake-large: every call an error, as an engine that died
+    with pytest.raises(
+        RuntimeError, match=r"candidate fake-large failed on 3 of 3 questions \(first error: fake"
+    ):
+        synthesize_trajectories(build_pool(cfg), ROWS, count_tokens_of(tok))
+
+    rows = [{**ROWS[0], "id": f"capitals/{i}", "question": f"{ROWS[0]['question']} ({i})"} for i in range(40)]
+    cfg.models[1].fake.failure_rate = 0.3  # some calls fail: logged, and the warm start goes on
+    with caplog.at_level("WARNING", logger="rl_router.trainers.sft"):
+        trajectories = synthesize_trajectories(build_pool(cfg), rows, count_tokens_of(tok))
+    failed = [r.message for r in caplog.records if "fake-large failed on" in r.message]
+    assert len(failed) == 1 and 0 < int(failed[0].split("failed on ")[1].split()[0]) <= 20
+    assert len(trajectories) == 40  # fake-small answers every capital
 
 
 def test_every_correct_writes_one_trajectory_per_right_candidate_and_rejects_unknown_modes(tok):
