@@ -34,6 +34,7 @@ VALIDATION_DIR = "validation"  # a run's evaluation on the validation split (cho
 ROUTER_DIR = "router"  # an LLM-router run's trained router (a transformers folder)
 SFT_DIR = "sft_model"  # an LLM-router run's warm start (the input of GRPO)
 ROLLOUTS = "rollouts.jsonl"  # an LLM-router run's training episodes, one JSON line each
+SFT_TRAJECTORIES = "sft_trajectories.jsonl"  # what an LLM-router run's warm start imitated, one line each
 # Keys a resumed run may change: they decide what is logged or shown, not what is trained.
 HARMLESS_ON_RESUME = (
     "logger",

@@ -34,7 +34,7 @@ from rl_router.loggers import JsonlLogger, MultiLogger
 from rl_router.rollout.driver import RolloutDriver
 from rl_router.rollout.env_factory import env_factory
 from rl_router.routers.llm import LLMRouter, ProtocolSettings
-from rl_router.run import METRICS, SFT_DIR, portable_config, start_run
+from rl_router.run import METRICS, SFT_DIR, SFT_TRAJECTORIES, portable_config, start_run
 from rl_router.trainers import sft
 from rl_router.trainers.grpo import (
     ROLLOUT_STATE,
@@ -150,6 +150,7 @@ def train(cfg: DictConfig, run_dir: Path, progress: bool | None = None) -> dict[
                     len(train_rows),
                     ", ".join(f"{m} {n}" for m, n in routed.items()),
                 )
+                sft.write_trajectories(run_dir / SFT_TRAJECTORIES, trajectories)
                 sft.warm_start(model_path, tokenizer, trajectories, sft_dir, trainer_cfg, logger=logger)
             model_path = str(sft_dir)
 

@@ -25,6 +25,7 @@ are left out (their trajectory would teach a wrong answer).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -215,6 +216,21 @@ def check_candidate_errors(
         if count:
             log.warning("SFT warm start: candidate %s failed on %d of %d questions", name, count, n_rows)
     return errors
+
+
+def write_trajectories(path: Path, trajectories: Sequence[SFTTrajectory]) -> None:
+    """Record what the warm start imitates: one JSON line per trajectory (question id, candidate routed
+    to, final answer), so a run shows which routes its warm start learnt.
+
+    >>> import tempfile
+    >>> t = SFTTrajectory("capitals/0", (), (("<answer>Paris</answer>", True),), "small", "Paris")
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     write_trajectories(Path(d) / "t.jsonl", [t])
+    ...     (Path(d) / "t.jsonl").read_text().splitlines()
+    ['{"id": "capitals/0", "model": "small", "answer": "Paris"}']
+    """
+    lines = (json.dumps({"id": t.question_id, "model": t.model, "answer": t.answer}) + "\n" for t in trajectories)
+    path.write_text("".join(lines))
 
 
 def tokenize_trajectory(
