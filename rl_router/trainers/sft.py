@@ -229,8 +229,8 @@ def write_trajectories(path: Path, trajectories: Sequence[SFTTrajectory]) -> Non
     ...     (Path(d) / "t.jsonl").read_text().splitlines()
     ['{"id": "capitals/0", "model": "small", "answer": "Paris"}']
     """
-    lines = (json.dumps({"id": t.question_id, "model": t.model, "answer": t.answer}) + "\n" for t in trajectories)
-    path.write_text("".join(lines))
+    rows = ({"id": t.question_id, "model": t.model, "answer": t.answer} for t in trajectories)
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
 
 
 def tokenize_trajectory(

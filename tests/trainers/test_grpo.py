@@ -422,7 +422,8 @@ def test_train_llm_router_runs_sft_grpo_and_eval_on_a_tiny_model(compose, tok, t
     assert (run / "sft_model" / "config.json").is_file() and (run / "router" / "config.json").is_file()
     imitated = [json.loads(line) for line in (run / "sft_trajectories.jsonl").read_text().splitlines()]
     # the cheapest candidate whose reply is right; Lima is known to no candidate, so it is not imitated
-    assert sorted((t["model"], t["answer"]) for t in imitated) == [("fake-large", "42"), ("fake-small", "Paris")]
+    routes = sorted((t["model"], t["answer"]) for t in imitated)
+    assert routes == [("fake-large", "42"), ("fake-small", "Paris")]
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert any("sft/loss" in r for r in rows) and any("train/reward/total" in r for r in rows)
     assert any("eval/accuracy" in r for r in rows)
