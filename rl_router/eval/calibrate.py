@@ -51,6 +51,7 @@ from rl_router.data.splits import DataSplits
 from rl_router.eval.memory_tiers_calibrate import calibrate_memory_tiers
 from rl_router.eval.table_eval import table_columns
 from rl_router.generation import chat_prompt_ids
+from rl_router.pool.types import dearest
 from rl_router.routers.calibration import Calibration, decide, fit_cost_offsets, fit_share_offsets
 from rl_router.routers.folder import ROUTER_CONFIG
 from rl_router.routers.llm import LLMRouter
@@ -287,8 +288,7 @@ def summary(calibration: Calibration, notes: list[str], expected_dollars: bool =
 
 def most_expensive(router: PolicyRouter | LLMRouter) -> str:
     """The candidate with the highest ``price_in + price_out`` (the first of equals)."""
-    prices = [d.price_in + d.price_out for d in router.descriptors]
-    return router.model_names[int(np.argmax(prices))]
+    return router.model_names[dearest(router.descriptors)]
 
 
 def training_rows(data_cfg: Any, rows: int | None) -> tuple[list[str], RoutingTable | None, str]:

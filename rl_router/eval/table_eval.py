@@ -23,7 +23,7 @@ import numpy as np
 
 from rl_router.eval import routellm_metrics as rm
 from rl_router.eval.pareto import plot_pareto
-from rl_router.pool.types import ModelDescriptor
+from rl_router.pool.types import ModelDescriptor, dearest
 
 if TYPE_CHECKING:
     from rl_router.data.routing_table import RoutingTable
@@ -247,7 +247,7 @@ def strong_column(descriptors: Sequence[ModelDescriptor]) -> int | None:
     """The strong (priciest) model of a two-model pool, for the RouteLLM metrics; None otherwise."""
     if len(descriptors) != 2:
         return None
-    return int(np.argmax([d.price_in + d.price_out for d in descriptors]))
+    return dearest(descriptors)
 
 
 def evaluate_router_on_table(

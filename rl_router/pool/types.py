@@ -46,6 +46,16 @@ class ModelDescriptor:
         return (input_tokens * self.price_in + output_tokens * self.price_out) / 1e6
 
 
+def dearest(descriptors: Sequence[ModelDescriptor]) -> int:
+    """Index of the dearest candidate: the highest ``price_in + price_out`` (the first of equals).
+
+    >>> dearest([ModelDescriptor("a", "fake", price_out=1.0), ModelDescriptor("b", "fake", price_in=2.0)])
+    1
+    """
+    prices = [d.price_in + d.price_out for d in descriptors]
+    return prices.index(max(prices))
+
+
 @dataclass(frozen=True)
 class Request:
     """One candidate call. ``query_id`` lets a replay pool look up the recorded answer."""

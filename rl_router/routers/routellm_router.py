@@ -11,7 +11,8 @@ score for a router of this project (a run directory, an exported folder or a Hub
     register()                                   # after `import routellm`; ROUTER_CLS["rl_router"]
     # Controller(routers=["rl_router"], config={"rl_router": {"checkpoint": "<run|export|repo>"}}, ...)
 
-``scripts/routellm_eval.py`` runs RouteLLM's evaluation script this way on RouteLLM-format data.
+RouteLLM's evaluation script has not yet been run against it here (issue #13: RouteLLM 0.2.0 pins
+numpy<2 and needs ``litellm``; a script that runs it on our test rows is still to be written).
 
 The score is the router's probability of the strong candidate (the dearest, unless ``strong_model``
 names another) under its calibration when it has one: ``softmax(log p + offsets)``. For two
@@ -29,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from rl_router.pool.types import dearest
 from rl_router.routers.load import load_router
 from rl_router.routers.policy import PolicyRouter
 
@@ -40,8 +42,8 @@ class RouteLLMRouter:
 
     Args:
         checkpoint: A run directory, an exported folder or a Hub repo id (:func:`load_router`).
-        strong_model: The candidate whose probability is the score; None: the dearest (output price,
-            then input price).
+        strong_model: The candidate whose probability is the score; None: the dearest
+            (:func:`~rl_router.pool.types.dearest`, the strong model of ``rl-router eval``'s APGR).
         revision: Hub revision, for repo ids.
         router: An already loaded router instead of ``checkpoint``.
 
@@ -70,8 +72,7 @@ class RouteLLMRouter:
             )
         names = loaded.model_names
         if strong_model is None:
-            prices = [(d.price_out, d.price_in) for d in loaded.descriptors]
-            strong_model = names[max(range(len(names)), key=prices.__getitem__)]
+            strong_model = names[dearest(loaded.descriptors)]
         if strong_model not in names:
             raise ValueError(f"strong_model={strong_model!r} is not a candidate of this router: {names}")
         self.router = loaded

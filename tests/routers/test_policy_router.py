@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
+from policy_helpers import make_run
 
 from rl_router import load_router
 from rl_router.checkpoint import save_checkpoint
@@ -22,16 +23,6 @@ from rl_router.routers.policy import build_policy, descriptor_dict, descriptor_f
 from rl_router.run import RUN_CONFIG
 
 QUERY_DIM = feature_dim(DEFAULT_FEATURES)  # the default config's query features
-
-
-def make_run(cfg, run):
-    """``run``: a run directory holding ``cfg`` and a step-64 checkpoint of random weights."""
-    run.mkdir()
-    OmegaConf.save(cfg, run / RUN_CONFIG, resolve=True)
-    torch.manual_seed(0)
-    policy = build_policy(cfg.policy, pool_descriptors(cfg.pool), list(cfg.env.features))
-    save_checkpoint(run, 64, policy, torch.optim.Adam(policy.parameters()), {"global_step": 64})
-    return run
 
 
 @pytest.fixture

@@ -6,29 +6,18 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import torch
-from omegaconf import OmegaConf
+from policy_helpers import make_run
 
 from rl_router import load_router
-from rl_router.checkpoint import save_checkpoint
 from rl_router.routers.calibration import Calibration
-from rl_router.routers.policy import build_policy, pool_descriptors
 from rl_router.routers.routellm_router import RouteLLMRouter
-from rl_router.run import RUN_CONFIG
 
 PROMPTS = ["What is 12 * 7?", "Name the capital of Peru.", "Explain photosynthesis in one line."]
 
 
 @pytest.fixture
 def run_dir(compose, tmp_path):
-    """A run directory of the default config with a checkpoint of random weights (seed 0)."""
-    cfg, run = compose(["debug=tiny"]), tmp_path / "run"
-    run.mkdir()
-    OmegaConf.save(cfg, run / RUN_CONFIG, resolve=True)
-    torch.manual_seed(0)
-    policy = build_policy(cfg.policy, pool_descriptors(cfg.pool), list(cfg.env.features))
-    save_checkpoint(run, 64, policy, torch.optim.Adam(policy.parameters()), {"global_step": 64})
-    return run
+    return make_run(compose(["debug=tiny"]), tmp_path / "run")
 
 
 def test_score_is_the_dearest_candidates_probability(run_dir):
