@@ -106,7 +106,7 @@ def main() -> None:
         if args.checkpoint or args.data_path:
             raise SystemExit("--unseen-subjects trains its own router: give no checkpoint or --data-path")
         stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-        out = Path(args.out or f"outputs/routellm_unseen/{stamp}")
+        out = Path(args.out or f"outputs/routellm_unseen/{stamp}").resolve()
         out.mkdir(parents=True, exist_ok=True)
         train_dir, held_dir, held = split_subjects(args.unseen_subjects, args.seed, out)
         print(f"held-out subjects ({len(held)}): {', '.join(held)}", flush=True)
@@ -131,8 +131,13 @@ def main() -> None:
     if not data_cfg:
         raise SystemExit(f"{checkpoint}: no data recorded with this router ({RUN_CONFIG})")
     check_recorded(data_cfg, "data", f"{checkpoint} (recorded training config)")
-    if data_path is not None:
-        data_cfg["path"] = data_path
+    if data_path is not None:  # every benchmark asked for that the directory holds
+        root = Path(data_path)
+        data_cfg["path"] = str(root.resolve())
+        held_here = [b for b in benchmarks if (root / b).is_dir() or any(root.glob(f"{b}*.csv*"))]
+        data_cfg["benchmarks"] = held_here
+        if not data_cfg["benchmarks"]:
+            raise SystemExit(f"--data-path {data_path}: no {benchmarks} files in RouteLLM's layout there")
     table = eval_table(data_cfg, split)
     present = {source.split("/", 1)[0] for source in table.sources}
     contaminated_from = Path(data_path) if data_path else SHIPPED_DIR

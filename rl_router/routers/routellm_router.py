@@ -11,8 +11,8 @@ score for a router of this project (a run directory, an exported folder or a Hub
     register()                                   # after `import routellm`; ROUTER_CLS["rl_router"]
     # Controller(routers=["rl_router"], config={"rl_router": {"checkpoint": "<run|export|repo>"}}, ...)
 
-RouteLLM's evaluation script has not yet been run against it here (issue #13: RouteLLM 0.2.0 pins
-numpy<2 and needs ``litellm``; a script that runs it on our test rows is still to be written).
+:mod:`rl_router.eval.routellm_harness` (and ``scripts/routellm_eval.py``) runs RouteLLM's own
+benchmark and metric code with it on our rows.
 
 The score is the router's probability of the strong candidate (the dearest, unless ``strong_model``
 names another) under its calibration when it has one: ``softmax(log p + offsets)``. For two
