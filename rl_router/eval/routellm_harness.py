@@ -53,7 +53,7 @@ from rl_router.eval.routellm_metrics import apgr, cpt, quantile_apgr
 from rl_router.eval.table_eval import table_columns
 from rl_router.pool.types import dearest
 from rl_router.routers.policy import PolicyRouter
-from rl_router.routers.routellm_router import ROUTER_NAME, RouteLLMRouter, register
+from rl_router.routers.routellm_router import ROUTER_NAME, register
 
 BENCHMARKS = ("mmlu", "gsm8k")  # RouteLLM's benchmarks that read recorded CSV outcomes
 OFFLINE_ENV = {"OPENAI_API_KEY": "not-used-offline", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
@@ -150,7 +150,8 @@ def write_routellm_layout(
     if missing:
         raise ValueError(f"table {table.name!r} has no column {missing}; its models are {table.models}")
     columns = [table.models.index(m) for m in models]
-    frame = pd.DataFrame({"prompt": table.prompts, "source": table.sources})
+    subject_of = [source.split("/", 1)[1] if "/" in source else "all" for source in table.sources]
+    frame = pd.DataFrame({"prompt": table.prompts, "subject": subject_of})
     for model, col in zip(models, columns, strict=True):
         frame[model] = _bool_column(table.scores[:, col], model)
     written: dict[str, list[str]] = {}
@@ -171,10 +172,10 @@ def write_routellm_layout(
             rows[["prompt", *models]].to_csv(dest / "gsm8k" / "gsm8k_responses.csv", index=False)
             written["gsm8k"] = []
             continue
-        subjects = list(dict.fromkeys(s.split("/", 1)[1] if "/" in s else "all" for s in rows["source"]))
+        subjects = list(dict.fromkeys(rows["subject"]))
         (dest / "mmlu" / "responses").mkdir(exist_ok=True)
         for subject in subjects:
-            part = rows[[(s.split("/", 1)[1] if "/" in s else "all") == subject for s in rows["source"]]]
+            part = rows[rows["subject"] == subject]
             part[["prompt", *models]].to_csv(dest / "mmlu" / "responses" / f"mmlu_{subject}.csv", index=False)
         written["mmlu"] = subjects
     return written
@@ -252,7 +253,7 @@ def run_routellm_eval(
         raise ValueError(f"RouteLLM scores a strong/weak pair; this router has {len(descriptors)} candidates")
     strong_i = dearest(descriptors)
     strong, weak = descriptors[strong_i].model, descriptors[1 - strong_i].model
-    keep = [i for i, s in enumerate(table.sources) if s.split("/", 1)[0] == benchmark]
+    keep = [i for i, source in enumerate(table.sources) if source.split("/", 1)[0] == benchmark]
     if not keep:
         raise ValueError(f"table {table.name!r} has no {benchmark} rows")
     part = table.subset(keep)
@@ -289,9 +290,10 @@ def run_routellm_eval(
         modules["evaluate"].generate_results(results, bench, benchmark, controller.model_pair, str(out_dir))
     stdout = captured.getvalue()
 
+    # Our metrics read our table's rows and outcomes, with the scores RouteLLM's adapter memoised
     scores, _ = table_columns(part, descriptors)
-    adapter = RouteLLMRouter(router=router, strong_model=router.model_names[strong_i])
-    p_strong = adapter.calculate_strong_win_rates(part.prompts)
+    adapter = controller.routers[ROUTER_NAME]
+    p_strong = np.array([adapter.calculate_strong_win_rate(prompt) for prompt in part.prompts])
     w, s = scores[:, 1 - strong_i], scores[:, strong_i]
     return HarnessResult(
         benchmark=benchmark,
