@@ -9,7 +9,9 @@ Two modes:
 * ``routellm_eval.py --unseen-subjects 12``: the out-of-domain check. Picks that many MMLU subjects
   of the shipped data at random (``--seed``), trains ``experiment=default`` on GSM8K and the other
   subjects (``data.path`` = a copy without them), then scores the new router on the held-out subjects,
-  every row of them, with RouteLLM's code. Nothing is chosen on those subjects.
+  every row of them, with RouteLLM's code. ``--split train`` scores only their training-split rows:
+  test rows are assigned per subject, so those are the shipped data's test rows, and a choice made
+  on other draws with ``--split train`` never reads a test row.
 
 For each benchmark it prints RouteLLM's own output (thresholds, accuracies, its metrics table) and
 then one line ``<benchmark>: routellm_apgr=... quantile_apgr=... rl_router_apgr=... rows=...``:
@@ -81,7 +83,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", nargs="?", help="a run directory, an exported folder or a Hub repo id")
     parser.add_argument(
-        "--split", default="test", choices=[*SPLITS, "all"], help="which rows (default: test)"
+        "--split",
+        choices=[*SPLITS, "all"],
+        help="which rows (default: test; all with --unseen-subjects)",
     )
     parser.add_argument("--data-path", help="score every row of this RouteLLM-format directory instead")
     parser.add_argument("--benchmarks", nargs="+", default=list(BENCHMARKS), choices=BENCHMARKS)
@@ -112,7 +116,7 @@ def main() -> None:
         print(f"held-out subjects ({len(held)}): {', '.join(held)}", flush=True)
         checkpoint = str(out / "run")
         train_default(train_dir, Path(checkpoint), overrides)
-        data_path, split, benchmarks = str(held_dir), "all", ["mmlu"]
+        data_path, split, benchmarks = str(held_dir), args.split or "all", ["mmlu"]
     else:
         if not args.checkpoint:
             raise SystemExit("give a checkpoint (run, export or repo id), or --unseen-subjects N")
@@ -121,7 +125,7 @@ def main() -> None:
         checkpoint, data_path, split, benchmarks = (
             args.checkpoint,
             args.data_path,
-            args.split,
+            args.split or "test",
             args.benchmarks,
         )
         out = Path(args.out or Path(checkpoint) / "routellm_eval")
