@@ -418,6 +418,14 @@ class MultiLLMQAEnv(gym.Env):
     def _observation(self) -> np.ndarray:
         return np.concatenate([self.query[self._index], self._features]).astype(np.float32)
 
+    def observations(self) -> np.ndarray:
+        """``float32 [n, D]``: the select-mode observation of every row, in row order (what a policy's
+        input standardisation is fitted on)."""
+        if self.mode != "select":
+            raise ValueError("observations() lists select-mode observations; this env is multi_round")
+        tiled = np.broadcast_to(self._features, (len(self.query), self._features.size))
+        return np.concatenate([self.query, tiled], axis=1).astype(np.float32)
+
     def _begin_select(self, action: int) -> Request:
         request = select_request(self.descriptors[action].name, self.examples[self._index])
         self._pending = _Pending(action)

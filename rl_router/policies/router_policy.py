@@ -36,6 +36,9 @@ class RouterPolicyConfig:
     score_hidden: list[int] = field(default_factory=lambda: [128])  # widths of the (query, candidate) scorer
     value_hidden: list[int] = field(default_factory=lambda: [256, 256])  # critic widths
     activation: str = "tanh"  # "tanh" or "relu"
+    # standardise each observation column by the training rows' mean and std before the networks
+    # (fitted once before training, stored with the weights; constant columns pass unchanged)
+    input_norm: bool = False
 
     def __post_init__(self) -> None:
         for name in ("query_hidden", "score_hidden", "value_hidden"):
@@ -80,6 +83,7 @@ class RouterPolicy(nn.Module):
         score_hidden: Sequence[int] = (128,),
         value_hidden: Sequence[int] = (256, 256),
         activation: str = "tanh",
+        input_norm: bool = False,
     ) -> None:
         super().__init__()
         RouterPolicyConfig(
@@ -88,12 +92,17 @@ class RouterPolicy(nn.Module):
             score_hidden=list(score_hidden),
             value_hidden=list(value_hidden),
             activation=activation,
+            input_norm=input_norm,
         )
         if obs_dim <= 0 or num_actions <= 0:
             raise ValueError(
                 f"RouterPolicy needs obs_dim > 0 and num_actions > 0, got {obs_dim}, {num_actions}"
             )
         self.num_actions = num_actions
+        self.input_norm = input_norm
+        # obs -> (obs - obs_shift) * obs_scale: the identity until fit_input_norm sets them
+        self.register_buffer("obs_shift", torch.zeros(obs_dim))
+        self.register_buffer("obs_scale", torch.ones(obs_dim))
         act = ACTIVATIONS[activation]
 
         layers: list[nn.Module] = []
@@ -124,10 +133,36 @@ class RouterPolicy(nn.Module):
         table[:, :width] = feats[:, :width]
         return table
 
+    @torch.no_grad()
+    def fit_input_norm(self, observations: np.ndarray | torch.Tensor) -> None:
+        """Set the input standardisation from ``observations[n, D]`` (the training rows'): each column
+        is shifted by its mean and divided by its std; columns with std < 1e-6 are left as they are.
+
+        >>> policy = RouterPolicy(obs_dim=2, num_actions=2, input_norm=True)
+        >>> policy.fit_input_norm(np.array([[1.0, 5.0], [3.0, 5.0]]))
+        >>> policy.obs_shift.tolist(), policy.obs_scale.tolist()
+        ([2.0, 0.0], [1.0, 1.0])
+        """
+        obs = torch.as_tensor(np.asarray(observations), dtype=torch.float32)
+        if obs.ndim != 2 or obs.shape[1] != self.obs_shift.numel() or len(obs) < 2:
+            want = f"[n >= 2, {self.obs_shift.numel()}]"
+            raise ValueError(f"fit_input_norm needs {want} observations, got {tuple(obs.shape)}")
+        mean, std = obs.mean(0), obs.std(0, unbiased=False)
+        varies = std >= 1e-6
+        self.obs_shift.copy_(torch.where(varies, mean, torch.zeros_like(mean)))
+        self.obs_scale.copy_(torch.where(varies, 1.0 / std.clamp_min(1e-6), torch.ones_like(std)))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # weights saved before the input standardisation existed load as the identity
+        state_dict.setdefault(prefix + "obs_shift", torch.zeros_like(self.obs_shift))
+        state_dict.setdefault(prefix + "obs_scale", torch.ones_like(self.obs_scale))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def forward(
         self, obs: torch.Tensor, mask: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(logits[B, A], value[B])`` for ``obs[B, D]``; invalid candidates (mask False) masked out."""
+        obs = (obs - self.obs_shift) * self.obs_scale
         h = self.query_encoder(obs)  # [B, H]
         batch = h.shape[0]
         pairs = torch.cat(

@@ -104,6 +104,11 @@ def train(cfg: DictConfig, run_dir: Path, progress: bool = True) -> dict[str, An
         obs_dim = int(probe.observation_space.shape[0])
         probe.close()
         policy = instantiate(cfg.policy, obs_dim=obs_dim, num_actions=len(names))
+        if getattr(policy, "input_norm", False):
+            raise ValueError(
+                "policy.input_norm=true is fitted on a table of select-mode observations "
+                "(experiment=default); agent_steps observations change within a game: set it false"
+            )
         sample = sft_sample(table, small, large, bopo.sft_per_stratum, np.random.default_rng(int(cfg.seed)))
         with (run_dir / SFT_JSONL).open("w") as f:
             f.writelines(json.dumps(s) + "\n" for s in sample)

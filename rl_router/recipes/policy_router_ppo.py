@@ -167,6 +167,8 @@ def train(cfg: DictConfig, run_dir: Path, progress: bool = True) -> dict[str, An
         make_env = env_factory(env_cfg, pool=pool, normalizer=normalizer, embeddings=embeddings)
         envs = ppo.make_vec_env([lambda: make_env(examples)] * trainer_cfg.num_envs)
         policy = build_policy(cfg.policy, descriptors, features)
+        if getattr(policy, "input_norm", False):  # standardised on the training rows' observations
+            policy.fit_input_norm(envs.envs[0].unwrapped.observations())
 
         # ------------------------------------------------------------ train
         result = ppo.train(

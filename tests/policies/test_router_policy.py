@@ -44,6 +44,35 @@ def test_descriptor_embeddings_start_from_standardised_features():
         RouterPolicy(obs_dim=5, num_actions=3, descriptor_features=np.zeros((2, 2)))
 
 
+def test_input_norm_standardises_columns_before_the_networks():
+    torch.manual_seed(0)
+    spread, centre = torch.tensor([0.05, 1.0, 3.0, 0.2, 0.0]), torch.tensor([1.0, -2.0, 0.5, 0.0, 7.0])
+    obs = torch.randn(64, 5) * spread + centre
+    fitted = RouterPolicy(obs_dim=5, num_actions=2, input_norm=True)
+    fitted.fit_input_norm(obs.numpy())
+    raw = RouterPolicy(obs_dim=5, num_actions=2)
+    raw.load_state_dict({k: v for k, v in fitted.state_dict().items() if not k.startswith("obs_")})
+    assert raw.obs_shift.abs().sum() == 0 and torch.equal(raw.obs_scale, torch.ones(5))
+    standard = obs.clone()  # column 4 is constant and stays as it is
+    standard[:, :4] = (obs[:, :4] - obs[:, :4].mean(0)) / obs[:, :4].std(0, unbiased=False)
+    assert torch.allclose(fitted(obs)[0], raw(standard)[0], atol=1e-5)
+    assert torch.allclose(fitted(obs)[1], raw(standard)[1], atol=1e-5)
+    assert fitted.obs_shift[4] == 0 and fitted.obs_scale[4] == 1  # constant column passes unchanged
+    with pytest.raises(ValueError, match=r"needs \[n >= 2, 5\] observations, got \(3, 4\)"):
+        fitted.fit_input_norm(np.zeros((3, 4)))
+
+
+def test_weights_saved_before_input_norm_load_and_real_gaps_still_fail():
+    policy = RouterPolicy(obs_dim=4, num_actions=2)
+    old = {k: v for k, v in policy.state_dict().items() if not k.startswith("obs_")}
+    policy.fit_input_norm(np.random.default_rng(0).normal(size=(10, 4)))
+    policy.load_state_dict(old)  # no obs_shift / obs_scale: the identity
+    assert policy.obs_shift.abs().sum() == 0 and torch.equal(policy.obs_scale, torch.ones(4))
+    del old["descriptors"]
+    with pytest.raises(RuntimeError, match="descriptors"):
+        policy.load_state_dict(old)
+
+
 def test_can_learn_a_query_dependent_routing_and_descriptors_train():
     # BudgetMem's learned routes were nearly query-independent; pairwise scoring must be able to
     # route each query to a different candidate (here: by the sign of its first feature).

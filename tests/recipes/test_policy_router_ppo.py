@@ -118,6 +118,21 @@ def test_loaded_router_decides_like_the_trained_policy(tiny_run):
     assert router.route(test.prompts[:3]) == [router.model_names[i] for i in probs[:3].argmax(axis=1)]
 
 
+def test_input_norm_is_fitted_on_the_training_rows_and_travels_with_the_weights(compose, tmp_path):
+    from rl_router.data.features import text_features
+
+    short = ["debug=tiny", "data.limit=300", "trainer.total_steps=64", "trainer.checkpoint_every=64"]
+    cfg = compose([*short, "env.features=[embedding,length]", "policy.input_norm=true"])
+    train_in(cfg, tmp_path, progress=False)
+    policy = load_router(tmp_path).policy
+    train = load_routing_splits(test_fraction=0.3, split_seed=0, limit=300).train
+    length = text_features(train.prompts, ["length"]).astype(np.float64)  # observation columns 384, 385
+    assert np.allclose(policy.obs_shift[384:386].numpy(), length.mean(0), atol=1e-5)
+    assert np.allclose(policy.obs_scale[384:386].numpy(), 1.0 / length.std(0), rtol=1e-4)
+    # the candidates' descriptor features are the same on every row: passed unchanged
+    assert policy.obs_shift[386:].abs().sum() == 0 and bool((policy.obs_scale[386:] == 1).all())
+
+
 def test_resume_continues_from_the_last_checkpoint(tiny_run, tmp_path):
     from hydra import compose, initialize_config_dir
 
