@@ -24,6 +24,7 @@ generated turn, and a ``memory_tiers`` router does not pick a model per query.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from rl_router.routers.load import load_router
 from rl_router.routers.policy import PolicyRouter
 
 ROUTER_NAME = "rl_router"  # the key RouteLLM's ROUTER_CLS and its CLI's --routers know this router by
+MEMO_SIZE = 200_000  # prompts whose score is kept: RouteLLM asks once per threshold, a server forever
 
 
 class RouteLLMRouter:
@@ -46,6 +48,8 @@ class RouteLLMRouter:
             (:func:`~rl_router.pool.types.dearest`, the strong model of ``rl-router eval``'s APGR).
         revision: Hub revision, for repo ids.
         router: An already loaded router instead of ``checkpoint``.
+        memo_size: How many prompts' scores :meth:`calculate_strong_win_rate` keeps (least recently
+            asked dropped first), so a long-lived ``Controller`` does not grow without end.
 
     Raises:
         TypeError: the router is not a policy router.
@@ -60,7 +64,10 @@ class RouteLLMRouter:
         strong_model: str | None = None,
         revision: str | None = None,
         router: PolicyRouter | None = None,
+        memo_size: int = MEMO_SIZE,
     ) -> None:
+        if memo_size < 1:
+            raise ValueError(f"memo_size={memo_size}: keep at least one score")
         if (checkpoint is None) == (router is None):
             raise ValueError("give exactly one of checkpoint (a run, export or repo id) and router")
         loaded = router if router is not None else load_router(checkpoint, revision=revision)
@@ -78,7 +85,8 @@ class RouteLLMRouter:
         self.router = loaded
         self.strong_model = strong_model
         self.strong = names.index(strong_model)
-        self._memo: dict[str, float] = {}
+        self.memo_size = memo_size
+        self._memo: OrderedDict[str, float] = OrderedDict()
 
     def calculate_strong_win_rates(self, prompts: Sequence[str]) -> np.ndarray:
         """``float64 [n]``: the score of each prompt (one batched embedding and forward pass)."""
@@ -93,9 +101,13 @@ class RouteLLMRouter:
 
     def calculate_strong_win_rate(self, prompt: str) -> float:
         """The score of one prompt, in ``[0, 1]`` (what RouteLLM's ``Router`` asks for)."""
-        if prompt not in self._memo:
-            self._memo[prompt] = float(self.calculate_strong_win_rates([prompt])[0])
-        return self._memo[prompt]
+        if prompt in self._memo:
+            self._memo.move_to_end(prompt)
+            return self._memo[prompt]
+        score = self._memo[prompt] = float(self.calculate_strong_win_rates([prompt])[0])
+        if len(self._memo) > self.memo_size:
+            self._memo.popitem(last=False)
+        return score
 
     def route(self, prompt: str, threshold: float, routed_pair: Any) -> str:
         """RouteLLM's rule: ``routed_pair.strong`` iff the score reaches ``threshold``."""

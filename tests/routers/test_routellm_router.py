@@ -50,3 +50,15 @@ def test_calibrated_router_at_threshold_half_decides_like_route(run_dir):
 def test_unknown_strong_model_is_refused_naming_the_candidates(run_dir):
     with pytest.raises(ValueError, match=r"strong_model='gpt-5'.*mixtral-8x7b"):
         RouteLLMRouter(run_dir, strong_model="gpt-5")
+
+
+def test_score_memo_keeps_the_most_recently_asked_prompts(run_dir):
+    adapter = RouteLLMRouter(run_dir, memo_size=2)
+    first = adapter.calculate_strong_win_rate(PROMPTS[0])
+    adapter.calculate_strong_win_rate(PROMPTS[1])
+    adapter.calculate_strong_win_rate(PROMPTS[0])  # asked again: now the newest
+    adapter.calculate_strong_win_rate(PROMPTS[2])  # evicts PROMPTS[1], the least recently asked
+    assert list(adapter._memo) == [PROMPTS[0], PROMPTS[2]]
+    assert adapter.calculate_strong_win_rate(PROMPTS[0]) == first
+    with pytest.raises(ValueError, match=r"memo_size=0"):
+        RouteLLMRouter(run_dir, memo_size=0)
